@@ -1,0 +1,34 @@
+"""mgr: a PyTorch Lightning library of micro-gesture recognizers.
+
+The public API is re-exported here; see the README for a tour::
+
+    import mgr
+    dm = mgr.IMiGUEDataModule("data/synthmg_imigue", clip_len=32)
+    model = mgr.STCNN(num_classes=dm.num_classes, num_joints=dm.num_joints)
+"""
+
+__version__ = "0.1.0"
+
+from . import classes, skeletons
+from .classes import ClassList, get_classes
+from .data.synthetic import SynthMGConfig, generate_synthmg
+from .datamodules import IMiGUEDataModule, MicroGestureDataModule, SMGDataModule
+from .models import STCNN, Recognizer
+from .skeletons import SkeletonLayout, get_layout
+
+__all__ = [
+    "STCNN",
+    "ClassList",
+    "IMiGUEDataModule",
+    "MicroGestureDataModule",
+    "Recognizer",
+    "SMGDataModule",
+    "SkeletonLayout",
+    "SynthMGConfig",
+    "__version__",
+    "classes",
+    "generate_synthmg",
+    "get_classes",
+    "get_layout",
+    "skeletons",
+]

@@ -1,0 +1,1 @@
+"""Plain-PyTorch data code: readers, datasets, transforms and SynthMG (no Lightning here)."""

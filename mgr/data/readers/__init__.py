@@ -1,0 +1,5 @@
+"""Readers for the released file formats of SMG, iMiGUE and MA-52."""
+
+from .common import ClipRecord, DataFormatError
+
+__all__ = ["ClipRecord", "DataFormatError"]

@@ -1,0 +1,545 @@
+"""Reader for the raw iMiGUE skeleton release distributed for MiGA (IJCAI 2023).
+
+Layout of the release (one folder per video, ``<vid>`` = 4-digit zero-padded video id)::
+
+    <root>/imigue_skeleton_train/<vid>/<vid>_light_hand.csv
+    <root>/imigue_skeleton_train/<vid>/<vid>_label.csv
+    <root>/imigue_skeleton_validate/<vid>/...
+    <root>/imigue_skeleton_test/<vid>/...
+
+``<vid>_light_hand.csv`` has one row per frame and no header. Column 0 (a frame index) is
+skipped; then come 35 joints x ``(x, y, confidence)``: the 25 OpenPose BODY_25 joints in
+BODY_25 order, 5 right-hand points and 5 left-hand points. Any further columns are ignored.
+
+``<vid>_label.csv`` has one row per clip and no header: ``gestureID,startFrame,endFrame``,
+with ``gestureID`` in 1..31 or 99 (non-micro-gesture) and 0-based, **inclusive** frames.
+Clip ``k`` (0-based row of the label csv) is named ``f"{vid}_{k}"``, as in the official
+MiGA baseline and submission files.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import math
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from mgr.classes import imigue_label_from_raw
+
+from .common import ClipRecord, DataFormatError
+
+__all__ = [
+    "IMIGUE_NUM_JOINTS",
+    "IMIGUE_SPLIT_DIRS",
+    "MIGA_TEST_VIDEOS",
+    "MIGA_TRAIN_VIDEOS",
+    "MIGA_VAL_VIDEOS",
+    "find_imigue_videos",
+    "load_imigue_split",
+    "load_imigue_video",
+    "read_imigue_label_csv",
+    "read_light_hand_csv",
+]
+
+PathLike = str | os.PathLike[str]
+OnError = Literal["raise", "warn"]
+
+#: Split name -> folder name of the MiGA'23 release.
+IMIGUE_SPLIT_DIRS: dict[str, str] = {
+    "train": "imigue_skeleton_train",
+    "val": "imigue_skeleton_validate",
+    "test": "imigue_skeleton_test",
+}
+
+#: Joints per frame of ``*_light_hand.csv``: 25 BODY_25 + 5 right-hand + 5 left-hand points.
+IMIGUE_NUM_JOINTS = 35
+_CHANNELS = ("x", "y", "confidence")
+
+# Video folders are the numeric video ids; anything else (``__MACOSX``, ``.DS_Store``) is not.
+_VIDEO_DIR_RE = re.compile(r"\d+")
+
+# MiGA'23 video-id split lists. Validation: the 10 videos of the official baseline's
+# Submission.csv (777 clips); train: the other 241 videos of its train_label.pkl (12,893 clips;
+# mikecheninoulu/SMG); test: the 104 videos of the 4,562 test clip ids (VUT-HFUT/MiGA2023_Track1
+# ensemble/test_id.txt). MiGA'25 reuses the same validation videos.
+# fmt: off
+MIGA_TRAIN_VIDEOS: tuple[str, ...] = (
+    "0012", "0013", "0014", "0015", "0016", "0017", "0018", "0019", "0022", "0023", "0025",
+    "0026", "0027", "0028", "0029", "0030", "0031", "0032", "0035", "0036", "0037", "0038",
+    "0039", "0040", "0043", "0045", "0046", "0047", "0048", "0049", "0050", "0051", "0052",
+    "0053", "0055", "0056", "0057", "0058", "0059", "0060", "0061", "0062", "0063", "0064",
+    "0065", "0066", "0068", "0073", "0075", "0076", "0082", "0083", "0084", "0086", "0087",
+    "0089", "0091", "0093", "0094", "0095", "0096", "0097", "0099", "0100", "0101", "0102",
+    "0103", "0104", "0107", "0108", "0113", "0115", "0117", "0119", "0120", "0121", "0122",
+    "0124", "0131", "0132", "0134", "0136", "0137", "0140", "0141", "0143", "0145", "0147",
+    "0149", "0151", "0152", "0153", "0157", "0158", "0159", "0160", "0162", "0164", "0165",
+    "0170", "0171", "0172", "0173", "0174", "0175", "0176", "0178", "0179", "0180", "0181",
+    "0183", "0184", "0185", "0186", "0187", "0188", "0191", "0193", "0195", "0197", "0199",
+    "0214", "0216", "0222", "0223", "0225", "0230", "0231", "0232", "0233", "0234", "0236",
+    "0239", "0240", "0246", "0247", "0248", "0249", "0250", "0251", "0252", "0253", "0254",
+    "0256", "0257", "0258", "0259", "0260", "0261", "0263", "0264", "0266", "0267", "0268",
+    "0269", "0270", "0272", "0273", "0275", "0276", "0277", "0279", "0282", "0283", "0289",
+    "0290", "0291", "0293", "0294", "0296", "0297", "0298", "0299", "0300", "0301", "0302",
+    "0304", "0305", "0306", "0308", "0310", "0311", "0312", "0313", "0314", "0315", "0316",
+    "0317", "0323", "0324", "0325", "0328", "0330", "0331", "0332", "0333", "0334", "0335",
+    "0336", "0337", "0338", "0339", "0340", "0341", "0342", "0343", "0344", "0350", "0357",
+    "0358", "0359", "0360", "0363", "0365", "0366", "0367", "0369", "0374", "0376", "0377",
+    "0379", "0381", "0382", "0386", "0392", "0394", "0397", "0399", "0400", "0401", "0402",
+    "0403", "0404", "0405", "0407", "0408", "0419", "0420", "0430", "0433", "0435",
+)
+
+MIGA_VAL_VIDEOS: tuple[str, ...] = (
+    "0001", "0002", "0003", "0004", "0006", "0007", "0008", "0009", "0010", "0011",
+)
+
+MIGA_TEST_VIDEOS: tuple[str, ...] = (
+    "0054", "0067", "0069", "0070", "0071", "0072", "0074", "0077", "0079", "0085", "0098",
+    "0105", "0106", "0109", "0110", "0111", "0112", "0114", "0116", "0118", "0125", "0126",
+    "0133", "0135", "0138", "0144", "0148", "0154", "0156", "0161", "0163", "0166", "0167",
+    "0168", "0169", "0196", "0198", "0200", "0201", "0205", "0208", "0212", "0213", "0220",
+    "0235", "0237", "0238", "0241", "0242", "0243", "0244", "0262", "0274", "0280", "0292",
+    "0303", "0318", "0320", "0322", "0327", "0329", "0346", "0349", "0355", "0368", "0371",
+    "0375", "0378", "0380", "0385", "0396", "0406", "0410", "0411", "0413", "0414", "0415",
+    "0416", "0417", "0421", "0423", "0424", "0425", "0428", "0429", "0431", "0436", "0437",
+    "0438", "0439", "0440", "0441", "0442", "0443", "0444", "0445", "0446", "0447", "0448",
+    "0449", "0450", "0451", "0452", "0453",
+)
+# fmt: on
+
+
+# ---------------------------------------------------------------------------------------------
+# Generic csv helpers, shared with the SMG reader (``smg.py`` imports them).
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_on_error(on_error: str) -> None:
+    if on_error not in ("raise", "warn"):
+        raise ValueError(f"on_error must be 'raise' or 'warn', got {on_error!r}")
+
+
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+
+
+def _require_dir(path: Path) -> None:
+    if not path.is_dir():
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+
+
+def _subdir_names(path: Path) -> list[str]:
+    """Sorted names of the folders directly under ``path`` (for error messages)."""
+    if not path.is_dir():
+        return []
+    return sorted(p.name for p in path.iterdir() if p.is_dir())
+
+
+def _read_text_rows(path: Path) -> list[list[str]]:
+    """Non-blank rows of a small headerless csv, split into cells."""
+    _require_file(path)
+    try:
+        # utf-8-sig: tolerate a byte-order mark written by spreadsheet tools.
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as err:
+        raise DataFormatError(f"{path}: not a UTF-8 text csv ({err})") from err
+    return [row for row in rows if any(cell.strip() for cell in row)]
+
+
+def _parse_int(cell: str, *, path: Path, row: int, name: str) -> int:
+    """Parse an integer cell; integral floats such as ``"12.0"`` are accepted too."""
+    text = cell.strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if value.is_integer():
+        return int(value)
+    raise DataFormatError(f"{path}, row {row}: {name} {cell!r} is not an integer")
+
+
+def _read_clip_rows(path: Path, label_from_raw: Callable[[int], int]) -> list[tuple[int, int, int]]:
+    """Read ``label,start,end`` rows and validate them.
+
+    Args:
+        path: headerless csv with one clip per row.
+        label_from_raw: maps a raw label id to the 0-based class id; raises ``ValueError``
+            for an unknown id.
+
+    Returns:
+        ``(label, start, end)`` per non-blank row, in file order; ``start``/``end`` as written.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        DataFormatError: naming the file and 1-based row, for a wrong column count, a
+            non-integer cell, an unknown label id, ``start < 0`` or ``end < start``.
+    """
+    clips: list[tuple[int, int, int]] = []
+    for row, cells in enumerate(_read_text_rows(path), start=1):
+        if len(cells) != 3:
+            raise DataFormatError(
+                f"{path}, row {row}: expected 3 columns (label,start,end), got {len(cells)}"
+            )
+        raw, start, end = (
+            _parse_int(cell, path=path, row=row, name=name)
+            for cell, name in zip(cells, ("label", "start", "end"), strict=True)
+        )
+        try:
+            label = label_from_raw(raw)
+        except ValueError as err:
+            raise DataFormatError(f"{path}, row {row}: unknown label id {raw} ({err})") from err
+        if start < 0:
+            raise DataFormatError(f"{path}, row {row}: negative start frame {start}")
+        if end < start:
+            raise DataFormatError(f"{path}, row {row}: end frame {end} < start frame {start}")
+        clips.append((label, start, end))
+    return clips
+
+
+def _count_columns(path: Path) -> int | None:
+    """Number of cells of the first non-blank row, or ``None`` if the file has no data."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            for line in f:
+                if line.strip():
+                    return line.count(",") + 1
+    except UnicodeDecodeError as err:
+        raise DataFormatError(f"{path}: not a UTF-8 text csv ({err})") from err
+    return None
+
+
+def _locate_non_numeric(path: Path, columns: range, channels: int) -> str:
+    """Describe the first cell of ``columns`` that is not a number (slow; error path only)."""
+    cells = pd.read_csv(
+        path,
+        header=None,
+        usecols=columns,
+        dtype=str,
+        keep_default_na=False,
+        encoding="utf-8-sig",
+    )
+    for row, values in enumerate(cells.itertuples(index=False), start=1):
+        for col, cell in zip(columns, values, strict=True):
+            if not isinstance(cell, str) or not cell.strip():
+                continue  # missing cells become NaN and are reported by the finiteness check
+            try:
+                float(cell)
+            except ValueError:
+                joint, channel = divmod(col - columns.start, channels)
+                return (
+                    f"row {row}, column {col + 1} (joint {joint}, channel {channel}): "
+                    f"{cell!r} is not a number"
+                )
+    return "a cell is not a number"
+
+
+def _read_keypoint_table(
+    path: Path, *, first_column: int, num_joints: int, channels: int
+) -> np.ndarray:
+    """Read a headerless per-frame keypoint csv with the pandas C parser.
+
+    Args:
+        path: csv with one row per frame.
+        first_column: 0-based column of the first value of joint 0.
+        num_joints: joints ``V`` per row.
+        channels: values ``C`` per joint.
+
+    Returns:
+        ``(T, V, C)`` float32 array, one entry per non-blank row.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        DataFormatError: naming the file (and row where it applies) for an empty file, too few
+            columns, a non-numeric cell or a missing / NaN / infinite value.
+    """
+    _require_file(path)
+    num_columns = _count_columns(path)
+    if num_columns is None:
+        raise DataFormatError(f"{path}: file is empty, expected one row per frame")
+    needed = first_column + num_joints * channels
+    if num_columns < needed:
+        raise DataFormatError(
+            f"{path}, row 1: {num_columns} columns, expected at least {needed} "
+            f"({first_column} leading + {num_joints} joints x {channels} values)"
+        )
+    columns = range(first_column, needed)
+    try:
+        # Columns past ``needed`` are never parsed, so their content cannot break the read.
+        table = pd.read_csv(
+            path, header=None, usecols=columns, dtype=np.float32, encoding="utf-8-sig"
+        )
+    except UnicodeDecodeError as err:
+        raise DataFormatError(f"{path}: not a UTF-8 text csv ({err})") from err
+    except pd.errors.ParserError as err:
+        raise DataFormatError(f"{path}: malformed csv ({err})") from err
+    except ValueError as err:  # a cell the C parser could not convert to float
+        detail = _locate_non_numeric(path, columns, channels)
+        raise DataFormatError(f"{path}, {detail}") from err
+    values = table.to_numpy(dtype=np.float32).reshape(-1, num_joints, channels)
+    finite = np.isfinite(values)
+    if not finite.all():
+        row, joint, channel = np.unravel_index(np.argmin(finite), values.shape)
+        raise DataFormatError(
+            f"{path}, row {row + 1}: joint {joint}, channel {channel} is "
+            f"{values[row, joint, channel]} (missing or non-finite value)"
+        )
+    return values
+
+
+def _cut_clip(
+    sequence: np.ndarray,
+    start: int,
+    end: int,
+    *,
+    sample_id: str,
+    label_path: Path,
+    row: int,
+    sequence_path: Path,
+    on_error: OnError,
+) -> np.ndarray | None:
+    """Rows ``start..end`` (inclusive) of ``sequence`` as a new array, or ``None`` if skipped.
+
+    A clip that is empty or runs past the sequence is an error (``on_error="raise"``) or
+    skipped with a warning (``"warn"``). A clip whose keypoints are all zero is always skipped
+    with a warning: OpenPose writes zeros when it detects nobody, so such a clip carries no
+    motion to learn from.
+    """
+    num_frames = sequence.shape[0]
+    problem: str | None = None
+    if end < start:
+        problem = f"clip {sample_id} is empty (start {start}, inclusive end {end})"
+    elif end >= num_frames:
+        problem = (
+            f"clip {sample_id} spans frames {start}..{end} but {sequence_path} has only "
+            f"{num_frames} rows (frames 0..{num_frames - 1})"
+        )
+    if problem is not None:
+        message = f"{label_path}, row {row}: {problem}"
+        if on_error == "raise":
+            raise DataFormatError(message)
+        warnings.warn(f"skipping bad clip: {message}", stacklevel=3)
+        return None
+    # Copy so the clip does not keep the whole sequence array alive.
+    clip = sequence[start : end + 1].copy()
+    if not clip.any():
+        warnings.warn(
+            f"skipping clip {sample_id} ({label_path}, row {row}): all keypoints of "
+            f"{sequence_path} rows {start}..{end} are zero (no person detected)",
+            stacklevel=3,
+        )
+        return None
+    return clip
+
+
+# ---------------------------------------------------------------------------------------------
+# iMiGUE
+# ---------------------------------------------------------------------------------------------
+
+
+def read_light_hand_csv(path: PathLike) -> np.ndarray:
+    """Read a ``<vid>_light_hand.csv`` skeleton file.
+
+    Args:
+        path: the csv file (one row per frame, no header, at least 106 columns).
+
+    Returns:
+        ``(T, 35, 3)`` float32 array of ``(x, y, confidence)`` per joint and frame; row ``t``
+        is frame ``t`` (0-based). Column 0 and columns past 106 are ignored.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        DataFormatError: naming the file and row, for an empty file, fewer than 106 columns,
+            a non-numeric cell or a NaN / infinite / missing value.
+    """
+    return _read_keypoint_table(
+        Path(path), first_column=1, num_joints=IMIGUE_NUM_JOINTS, channels=len(_CHANNELS)
+    )
+
+
+def read_imigue_label_csv(path: PathLike) -> list[tuple[int, int, int]]:
+    """Read a ``<vid>_label.csv`` clip file.
+
+    Args:
+        path: the csv file (``gestureID,startFrame,endFrame`` rows, no header). An empty file
+            (a video without clips) is valid.
+
+    Returns:
+        ``(label, start, end)`` per clip in file order: ``label`` 0-based (raw 1..31 -> 0..30,
+        99 -> 31), ``start``/``end`` 0-based inclusive frames.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        DataFormatError: naming the file and 1-based row, for a wrong column count, a
+            non-integer cell, an unknown gesture id, ``start < 0`` or ``end < start``.
+    """
+    return _read_clip_rows(Path(path), imigue_label_from_raw)
+
+
+def load_imigue_video(video_dir: PathLike, *, on_error: OnError = "raise") -> list[ClipRecord]:
+    """Cut all clips of one video folder ``<vid>/``.
+
+    Args:
+        video_dir: folder holding ``<vid>_light_hand.csv`` and ``<vid>_label.csv``; its name
+            is the video id.
+        on_error: what to do with a clip that runs past the skeleton sequence: ``"raise"`` a
+            :class:`DataFormatError`, or ``"warn"`` and skip it. Malformed files always raise.
+
+    Returns:
+        One :class:`ClipRecord` per kept clip, in label-file order, with ``sample_id``
+        ``f"{vid}_{k}"`` (``k`` = 0-based label row, so ids stay stable when clips are
+        skipped), ``keypoint`` ``(T, 35, 3)`` float32 ``(x, y, confidence)`` with
+        ``T = end - start + 1``, ``source`` the skeleton csv path and ``subject`` ``None``.
+        Clips whose keypoints are all zero are skipped with a warning.
+
+    Raises:
+        FileNotFoundError: if the folder or one of its two files does not exist.
+        DataFormatError: for a malformed file, or a clip out of range with
+            ``on_error="raise"``.
+    """
+    _check_on_error(on_error)
+    video_dir = Path(video_dir)
+    _require_dir(video_dir)
+    vid = video_dir.name
+    label_path = video_dir / f"{vid}_label.csv"
+    skeleton_path = video_dir / f"{vid}_light_hand.csv"
+    clips = read_imigue_label_csv(label_path)
+    skeleton = read_light_hand_csv(skeleton_path)
+    records: list[ClipRecord] = []
+    for k, (label, start, end) in enumerate(clips):
+        sample_id = f"{vid}_{k}"
+        keypoint = _cut_clip(
+            skeleton,
+            start,
+            end,
+            sample_id=sample_id,
+            label_path=label_path,
+            row=k + 1,
+            sequence_path=skeleton_path,
+            on_error=on_error,
+        )
+        if keypoint is None:
+            continue
+        records.append(
+            ClipRecord(
+                sample_id=sample_id,
+                label=label,
+                keypoint=keypoint,
+                video_id=vid,
+                start=start,
+                end=end,
+                source=str(skeleton_path),
+            )
+        )
+    return records
+
+
+def _video_dirs(split_dir: Path) -> dict[str, Path]:
+    """Video id -> folder for the numeric folders directly under ``split_dir``, sorted."""
+    return {
+        p.name: p
+        for p in sorted(split_dir.iterdir())
+        if p.is_dir() and _VIDEO_DIR_RE.fullmatch(p.name)
+    }
+
+
+def load_imigue_split(
+    root: PathLike,
+    split: str,
+    *,
+    video_ids: Iterable[str] | None = None,
+    on_error: OnError = "raise",
+) -> list[ClipRecord]:
+    """Cut all clips of one split folder of the release.
+
+    Args:
+        root: folder holding the ``imigue_skeleton_*`` split folders.
+        split: ``"train"``, ``"val"`` or ``"test"`` (see :data:`IMIGUE_SPLIT_DIRS`).
+        video_ids: if given, only these 4-digit video ids (e.g. :data:`MIGA_VAL_VIDEOS`);
+            all must exist in the split folder.
+        on_error: policy for clips out of range, see :func:`load_imigue_video`.
+
+    Returns:
+        Clip records of the videos in ascending video-id order, clips in label-file order.
+
+    Raises:
+        ValueError: for an unknown ``split`` or a single string passed as ``video_ids``.
+        FileNotFoundError: if the split folder (the message lists the folders under ``root``)
+            or a requested video does not exist.
+        DataFormatError: see :func:`load_imigue_video`.
+    """
+    _check_on_error(on_error)
+    if split not in IMIGUE_SPLIT_DIRS:
+        raise ValueError(
+            f"unknown iMiGUE split {split!r}; expected one of {list(IMIGUE_SPLIT_DIRS)}"
+        )
+    root = Path(root)
+    split_dir = root / IMIGUE_SPLIT_DIRS[split]
+    if not split_dir.is_dir():
+        where = f"folders under it: {_subdir_names(root)}" if root.is_dir() else "it does not exist"
+        raise FileNotFoundError(
+            f"iMiGUE {split!r} split folder {split_dir} not found under root {root}; {where}"
+        )
+    videos = _video_dirs(split_dir)
+    if video_ids is not None:
+        if isinstance(video_ids, str):  # iterating a str would silently yield single digits
+            raise ValueError(f"video_ids must be a collection of ids, got the string {video_ids!r}")
+        wanted = set(video_ids)
+        missing = sorted(wanted - videos.keys())
+        if missing:
+            raise FileNotFoundError(f"video ids not found in {split_dir}: {missing}")
+        videos = {vid: path for vid, path in videos.items() if vid in wanted}
+    return [
+        record for path in videos.values() for record in load_imigue_video(path, on_error=on_error)
+    ]
+
+
+def find_imigue_videos(root: PathLike) -> dict[str, Path]:
+    """Map every video id of the release to its folder, across the three split folders.
+
+    Use it to split by video-id lists (e.g. :data:`MIGA_VAL_VIDEOS`) rather than by folder.
+    Missing split folders are fine (e.g. the test phase not downloaded yet). A video found in
+    several split folders is kept from the first one in train, val, test order, with a warning.
+
+    Args:
+        root: folder holding the ``imigue_skeleton_*`` split folders.
+
+    Returns:
+        Video id -> video folder, sorted by video id.
+
+    Raises:
+        FileNotFoundError: if none of the split folders exists under ``root``.
+    """
+    root = Path(root)
+    split_dirs = [root / name for name in IMIGUE_SPLIT_DIRS.values() if (root / name).is_dir()]
+    if not split_dirs:
+        where = f"folders under it: {_subdir_names(root)}" if root.is_dir() else "it does not exist"
+        raise FileNotFoundError(
+            f"no iMiGUE split folder ({', '.join(IMIGUE_SPLIT_DIRS.values())}) under {root}; "
+            f"{where}"
+        )
+    found: dict[str, Path] = {}
+    duplicates: list[str] = []
+    for split_dir in split_dirs:
+        for vid, path in _video_dirs(split_dir).items():
+            if vid in found:
+                duplicates.append(f"{vid} ({path}, keeping {found[vid]})")
+            else:
+                found[vid] = path
+    if duplicates:
+        warnings.warn(
+            f"videos present in several split folders under {root}: {'; '.join(duplicates)}",
+            stacklevel=2,
+        )
+    return dict(sorted(found.items()))

@@ -1,0 +1,799 @@
+"""SynthMG: procedural micro-gestures written in the real on-disk layouts.
+
+SynthMG lets every part of mgr run with no licence and no download. A small
+articulated upper body (head, arms, five-finger hands, legs) is animated by a
+table of gesture specifications, one per class of the target dataset, and the
+result is written exactly as the dataset owners release their files, so the
+same readers serve synthetic and real data:
+
+* ``layout="imigue"``: the MiGA'23 iMiGUE raw layout
+  ``imigue_skeleton_{train,validate,test}/<vid>/<vid>_light_hand.csv`` (frame
+  index + 35 OpenPose joints x (x, y, c) in pixels) and ``<vid>_label.csv``
+  (``gid,start,end``, gid 1..31 or 99, 0-based inclusive frames).
+* ``layout="smg"``: the SMG raw layout ``SampleXXXX/SampleXXXX_skeleton.csv``
+  (25 Kinect-v2 joints x 11 values: world xyz in metres, orientation, pixel
+  xy, depth xy), ``_finelabels.csv`` (``label,start,end``, label 1..17, end
+  exclusive as the official classification code reads it) and ``_data.csv``.
+
+What makes the gestures *micro*:
+
+* classes differ by small, local motions: the right hand to the eye vs the
+  forehead (about 0.1 shoulder widths, ~20 px apart), rubbing vs tapping at the
+  same place, shaking shoulders vs a deep breath;
+* several classes share the same mean pose and differ only in how they move
+  (rub / tap / hold at one target; torso sway, shoulder shaking, lip pressing
+  on a neutral body), so a model of the clip's mean pose cannot separate them;
+* nuisance variation on top: per-subject body size, proportions, position and
+  handedness, slow global sway, idle hand drift, keypoint jitter, OpenPose-style
+  missing joints (zeros with confidence 0) and low confidences, variable clip
+  lengths, a long-tailed class distribution following the real training
+  histograms, and the non-micro-gesture class (large illustrative gestures).
+
+Subjects are disjoint across splits (cross-subject), every video belongs to
+one subject, and everything is deterministic from ``seed``. ``difficulty`` in
+``[0, 1]`` trades the amplitude of the distinguishing motion against noise.
+
+Geometry is kept in *body units* (shoulder width = 1; x to the image right,
+y down, z towards the camera) and projected to each layout at write time. The
+gesture table is our own invention, loosely following each class name; it is
+not an annotation of the real datasets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+__all__ = [
+    "GESTURES",
+    "GestureSpec",
+    "SynthMGConfig",
+    "generate_synthmg",
+    "render_clip",
+]
+
+Layout = Literal["imigue", "smg"]
+
+# ----------------------------------------------------------------------------
+# The body model
+# ----------------------------------------------------------------------------
+
+# Canonical joints (body units, x right in the image, y down, z to the camera).
+# "r_" is the person's right, which a camera facing the person sees on the left.
+_TEMPLATE: dict[str, tuple[float, float, float]] = {
+    "neck": (0.0, 0.0, 0.0),
+    "head": (0.0, -0.55, 0.0),  # centre of the head, rotation pivot of the face
+    "nose": (0.0, -0.52, 0.22),
+    "r_eye": (-0.09, -0.6, 0.18),
+    "l_eye": (0.09, -0.6, 0.18),
+    "r_ear": (-0.2, -0.56, 0.0),
+    "l_ear": (0.2, -0.56, 0.0),
+    "r_shoulder": (-0.5, 0.03, 0.0),
+    "l_shoulder": (0.5, 0.03, 0.0),
+    "spine_mid": (0.0, 0.6, -0.02),
+    "mid_hip": (0.0, 1.2, -0.05),
+    "r_hip": (-0.24, 1.2, -0.05),
+    "l_hip": (0.24, 1.2, -0.05),
+    "r_knee": (-0.28, 1.3, 0.75),
+    "l_knee": (0.28, 1.3, 0.75),
+    "r_ankle": (-0.3, 2.05, 0.7),
+    "l_ankle": (0.3, 2.05, 0.7),
+    "r_bigtoe": (-0.33, 2.12, 0.9),
+    "l_bigtoe": (0.33, 2.12, 0.9),
+    "r_smalltoe": (-0.4, 2.12, 0.85),
+    "l_smalltoe": (0.4, 2.12, 0.85),
+    "r_heel": (-0.3, 2.12, 0.62),
+    "l_heel": (0.3, 2.12, 0.62),
+}
+# Arms are solved by two-link inverse kinematics from the wrist position.
+_REST_WRIST = {"r": np.array([-0.3, 0.92, 0.45]), "l": np.array([0.3, 0.92, 0.45])}
+_UPPER_ARM, _FOREARM = 0.55, 0.5
+_FINGER_SPREAD = np.deg2rad([-34.0, -14.0, 0.0, 14.0, 30.0])  # thumb .. little finger
+_FINGER_LEN = np.array([0.13, 0.18, 0.19, 0.17, 0.14])
+
+# Named targets for the right hand, relative to an anchor joint (the left hand
+# mirrors x). Neighbouring targets are ~0.08-0.15 body units apart (~15-30 px).
+_TARGETS: dict[str, tuple[str, tuple[float, float, float]]] = {
+    "eye": ("r_eye", (0.0, 0.0, 0.1)),
+    "forehead": ("head", (-0.04, -0.2, 0.25)),
+    "head_side": ("head", (-0.2, -0.2, 0.05)),
+    "hat": ("head", (-0.05, -0.38, 0.05)),
+    "hair": ("r_ear", (-0.04, -0.12, -0.05)),
+    "cheek": ("nose", (-0.13, 0.03, -0.02)),
+    "ear": ("r_ear", (-0.03, 0.0, 0.02)),
+    "mouth": ("nose", (0.0, 0.12, 0.05)),
+    "jaw": ("nose", (-0.02, 0.24, -0.02)),
+    "face": ("nose", (-0.05, -0.02, 0.12)),
+    "neck": ("neck", (-0.07, -0.14, 0.15)),
+    "notch": ("neck", (0.0, 0.05, 0.18)),
+    "collar": ("neck", (-0.14, 0.06, 0.18)),
+    "chest": ("neck", (0.0, 0.3, 0.25)),
+    "other_arm": ("l_shoulder", (0.02, 0.3, 0.15)),
+    "other_elbow": ("l_shoulder", (0.05, 0.55, 0.3)),
+    "other_forearm": ("l_shoulder", (-0.2, 0.75, 0.4)),
+    "back": ("l_shoulder", (-0.2, 0.1, -0.3)),
+    "behind": ("mid_hip", (-0.15, -0.2, -0.45)),
+    "hip": ("r_hip", (-0.1, -0.05, 0.05)),
+    "front": ("neck", (-0.02, 0.85, 0.5)),
+    "lap": ("neck", (-0.15, 0.7, 0.5)),
+    "chest_front": ("neck", (-0.03, 0.45, 0.45)),
+    "side_low": ("r_shoulder", (-0.1, 0.95, 0.05)),
+}
+
+Part = Literal["hand", "hands", "head", "shoulders", "torso", "legs", "random"]
+Pattern = Literal[
+    "hold", "rub", "scratch", "tap", "circle", "pull", "sweep",
+    "nod", "down", "up", "tilt", "press", "shrug", "alternate", "breath",
+    "sway", "straighten", "shake", "cross", "illustrate",
+]
+Fingers = Literal["open", "up", "closed", "fidget"]
+
+
+@dataclass(frozen=True)
+class GestureSpec:
+    """How one class moves.
+
+    Attributes:
+        part: what moves: the (dominant) ``hand``, both ``hands``, ``head``,
+            ``shoulders``, ``torso``, ``legs``, or ``random`` (non-MG).
+        pattern: the motion performed during the action phase.
+        target: key of the hand target table (hand gestures only).
+        fingers: finger configuration while at the target.
+        hidden: the hands go out of the camera's view (confidence 0).
+    """
+
+    part: Part
+    pattern: Pattern
+    target: str | None = None
+    fingers: Fingers = "open"
+    hidden: bool = False
+
+
+# One entry per class, in the dataset's 0-based label order (mgr.classes).
+GESTURES: dict[str, tuple[GestureSpec, ...]] = {
+    "imigue": (
+        GestureSpec("head", "down"),  # 0 turtle neck
+        GestureSpec("shoulders", "breath"),  # 1 bulging face, deep breath
+        GestureSpec("hand", "hold", "hat"),  # 2 touching hat
+        GestureSpec("hand", "scratch", "head_side"),  # 3 touching or scratching head
+        GestureSpec("hand", "scratch", "forehead"),  # 4 ... forehead
+        GestureSpec("hands", "hold", "face"),  # 5 covering face
+        GestureSpec("hand", "rub", "eye"),  # 6 rubbing eyes
+        GestureSpec("hand", "tap", "eye"),  # 7 touching or scratching facial parts
+        GestureSpec("hand", "hold", "ear"),  # 8 touching ears
+        GestureSpec("hand", "tap", "mouth", "closed"),  # 9 biting nails
+        GestureSpec("hand", "hold", "jaw"),  # 10 touching jaw
+        GestureSpec("hand", "scratch", "neck"),  # 11 touching or scratching neck
+        GestureSpec("hand", "circle", "hair"),  # 12 playing or adjusting hair
+        GestureSpec("hands", "pull", "collar"),  # 13 buckle button, pulling collar
+        GestureSpec("hand", "hold", "notch"),  # 14 suprasternal notch
+        GestureSpec("hand", "scratch", "back", hidden=True),  # 15 scratching back
+        GestureSpec("hands", "hold", "other_elbow"),  # 16 folding arms
+        GestureSpec("hand", "sweep", "other_forearm"),  # 17 dusting off clothes
+        GestureSpec("hands", "hold", "behind", hidden=True),  # 18 arms behind body
+        GestureSpec("torso", "sway"),  # 19 moving torso
+        GestureSpec("torso", "straighten"),  # 20 sitting straightly
+        GestureSpec("hand", "scratch", "other_arm"),  # 21 scratching or touching arms
+        GestureSpec("hands", "rub", "front"),  # 22 rubbing or holding hands
+        GestureSpec("hands", "hold", "front", "closed"),  # 23 crossing fingers
+        GestureSpec("hands", "hold", "chest_front", "up"),  # 24 minaret gesture
+        GestureSpec("hand", "circle", "lap", "fidget"),  # 25 playing with objects
+        GestureSpec("hands", "hold", "side_low"),  # 26 hold back arms
+        GestureSpec("head", "up"),  # 27 head up
+        GestureSpec("head", "press"),  # 28 pressing lips
+        GestureSpec("hands", "hold", "hip"),  # 29 arms akimbo
+        GestureSpec("shoulders", "alternate"),  # 30 shaking shoulders
+        GestureSpec("random", "illustrate"),  # 31 non-MG: illustrative body language
+    ),
+    "smg": (
+        GestureSpec("head", "down"),  # 0 turtling neck and shoulder
+        GestureSpec("hand", "rub", "eye"),  # 1 rubbing eyes and forehead
+        GestureSpec("hands", "hold", "other_elbow"),  # 2 folding arms
+        GestureSpec("hand", "hold", "notch"),  # 3 suprasternal notch
+        GestureSpec("legs", "shake"),  # 4 moving legs
+        GestureSpec("hand", "scratch", "neck"),  # 5 touching or scratching neck
+        GestureSpec("hands", "hold", "behind", hidden=True),  # 6 folding arms behind body
+        GestureSpec("hands", "rub", "front"),  # 7 rubbing hands, crossing fingers
+        GestureSpec("hands", "hold", "hip"),  # 8 arms akimbo
+        GestureSpec("legs", "cross"),  # 9 crossing legs
+        GestureSpec("hand", "scratch", "other_arm"),  # 10 scratching some part of body
+        GestureSpec("hand", "tap", "cheek"),  # 11 facial parts other than eyes
+        GestureSpec("hand", "circle", "hair"),  # 12 playing or adjusting hair
+        GestureSpec("hand", "hold", "other_arm"),  # 13 holding arms
+        GestureSpec("hands", "pull", "collar"),  # 14 pulling shirt collar
+        GestureSpec("hand", "circle", "lap", "fidget"),  # 15 playing with objects
+        GestureSpec("random", "illustrate"),  # 16 non-MG: illustrative gestures
+    ),
+}
+
+# Class frequencies follow the real training histograms (datasets.md: iMiGUE
+# MiGA'23 train_label.pkl; SMG official test_label.pkl, the only published SMG
+# histogram), floored so that every class occurs in every split.
+_HISTOGRAMS: dict[str, tuple[int, ...]] = {
+    "imigue": (10, 418, 39, 207, 80, 23, 64, 858, 87, 3, 302, 154, 97, 41, 28, 27,
+               322, 83, 2, 942, 170, 373, 657, 700, 11, 287, 87, 60, 1237, 6, 2272, 4023),
+    "smg": (13, 3, 15, 2, 49, 1, 3, 191, 243, 34, 8, 30, 4, 5, 2, 2, 9),
+}
+
+
+@dataclass
+class SynthMGConfig:
+    """Parameters of a SynthMG release.
+
+    Args:
+        layout: on-disk layout to write, ``"imigue"`` or ``"smg"``.
+        seed: seed of every random choice.
+        subjects: number of (train, val, test) subjects; disjoint sets. ``None``:
+            (30, 6, 10) for iMiGUE; (30, 5, 5) for SMG, which numbers subjects
+            1..40 in order so that the MiGA subject split (1-30 / 31-35 / 36-40)
+            applies unchanged.
+        videos_per_subject: long sequences per subject (SMG: always 1).
+        clips_per_video: mean number of annotated clips per video.
+        clip_frames: (min, max) clip length in frames.
+        gap_frames: (min, max) unannotated frames between clips.
+        difficulty: 0 (easy) .. 1 (hard): scales the distinguishing motion
+            down (``1.5 - difficulty``) and the noise up (``0.5 + difficulty``).
+        tail_floor: minimum class share of the long-tailed distribution.
+        left_handed: fraction of subjects who gesture with the left hand.
+        missing_rate: probability that a joint is missing in a frame.
+    """
+
+    layout: Layout = "imigue"
+    seed: int = 0
+    subjects: tuple[int, int, int] | None = None
+    videos_per_subject: int = 2
+    clips_per_video: int = 24
+    clip_frames: tuple[int, int] = (20, 48)
+    gap_frames: tuple[int, int] = (2, 8)
+    difficulty: float = 0.5
+    tail_floor: float = 0.01
+    left_handed: float = 0.15
+    missing_rate: float = 0.02
+
+    def __post_init__(self) -> None:
+        if self.layout not in GESTURES:
+            raise ValueError(f"layout must be one of {sorted(GESTURES)}, got {self.layout!r}")
+        if not 0.0 <= self.difficulty <= 1.0:
+            raise ValueError(f"difficulty must be in [0, 1], got {self.difficulty}")
+        if self.subjects is None:
+            self.subjects = (30, 6, 10) if self.layout == "imigue" else (30, 5, 5)
+        if len(self.subjects) != 3 or min(self.subjects) < 1:
+            raise ValueError(f"every split needs at least one subject, got {self.subjects}")
+        lo, hi = self.clip_frames
+        if not 4 <= lo <= hi:
+            raise ValueError(f"clip_frames must satisfy 4 <= min <= max, got {self.clip_frames}")
+        self.subjects = tuple(self.subjects)  # type: ignore[assignment]
+        self.clip_frames = tuple(self.clip_frames)  # type: ignore[assignment]
+        self.gap_frames = tuple(self.gap_frames)  # type: ignore[assignment]
+
+
+@dataclass
+class _Subject:
+    sid: int
+    scale: float  # pixels per body unit
+    origin: np.ndarray  # neck position in pixels (x, y)
+    proportions: dict[str, float]
+    dominant: Literal["r", "l"]
+    style: float  # personal amplitude multiplier
+    conf_level: float  # typical detector confidence
+    rng: np.random.Generator = field(repr=False)
+
+
+def _ease(u: np.ndarray) -> np.ndarray:
+    """Smooth 0->1 ramp (cosine), clipped to [0, 1]."""
+    return 0.5 - 0.5 * np.cos(np.pi * np.clip(u, 0.0, 1.0))
+
+
+def _envelope(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Approach / action / return envelope of a clip, ``(n,)`` in [0, 1]."""
+    t = np.arange(n) / max(n - 1, 1)
+    a = rng.uniform(0.12, 0.25)  # end of approach
+    b = 1.0 - rng.uniform(0.12, 0.25)  # start of return
+    return _ease(t / a) * _ease((1.0 - t) / (1.0 - b))
+
+
+def _smooth_noise(n: int, dims: int, rng: np.random.Generator, cutoff: float) -> np.ndarray:
+    """Band-limited noise ``(n, dims)`` with unit std: white noise low-passed in time."""
+    k = max(int(1.0 / cutoff), 1)
+    x = rng.standard_normal((n + 2 * k, dims))
+    kernel = np.hanning(2 * k + 1)
+    kernel /= kernel.sum()
+    y = np.stack([np.convolve(x[:, d], kernel, mode="same") for d in range(dims)], 1)[k:-k]
+    return y / (y.std(0, keepdims=True) + 1e-8)
+
+
+def _rot(axis: str, angle: np.ndarray) -> np.ndarray:
+    """Rotation matrices ``(n, 3, 3)`` about a coordinate axis."""
+    c, s = np.cos(angle), np.sin(angle)
+    o, z = np.ones_like(angle), np.zeros_like(angle)
+    if axis == "x":
+        m = [[o, z, z], [z, c, -s], [z, s, c]]
+    elif axis == "y":
+        m = [[c, z, s], [z, o, z], [-s, z, c]]
+    else:
+        m = [[c, -s, z], [s, c, z], [z, z, o]]
+    return np.moveaxis(np.array(m), (0, 1), (-2, -1))
+
+
+def _solve_elbow(shoulder: np.ndarray, wrist: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """Two-link inverse kinematics.
+
+    Args:
+        shoulder: ``(n, 3)`` shoulder positions.
+        wrist: ``(n, 3)`` desired wrist positions.
+        side: ``"r"`` or ``"l"``; the elbow bends outwards and down.
+
+    Returns:
+        ``(elbow, wrist)``, each ``(n, 3)``; the wrist is pulled in when out of reach.
+    """
+    d = wrist - shoulder
+    dist = np.linalg.norm(d, axis=-1, keepdims=True)
+    reach = _UPPER_ARM + _FOREARM - 1e-3
+    dist_c = np.clip(dist, 0.1, reach)
+    u = d / np.maximum(dist, 1e-6)
+    wrist = shoulder + u * dist_c
+    # Law of cosines: distance along u to the elbow's foot point, and the bend radius.
+    along = (_UPPER_ARM**2 - _FOREARM**2 + dist_c**2) / (2 * dist_c)
+    radius = np.sqrt(np.maximum(_UPPER_ARM**2 - along**2, 0.0))
+    pole = np.array([-0.8 if side == "r" else 0.8, 0.6, -0.2])
+    perp = pole - np.sum(pole * u, -1, keepdims=True) * u
+    perp /= np.maximum(np.linalg.norm(perp, axis=-1, keepdims=True), 1e-6)
+    return shoulder + u * along + perp * radius, wrist
+
+
+def _mirror(v: Sequence[float] | np.ndarray) -> np.ndarray:
+    out = np.array(v, dtype=float)
+    out[..., 0] *= -1
+    return out
+
+
+class _Clip:
+    """Per-frame joint positions of one clip, in body units."""
+
+    def __init__(self, n: int, subject: _Subject) -> None:
+        self.n = n
+        self.subject = subject
+        p = subject.proportions
+        # Head joints scale about the neck (the origin): head size varies per person.
+        self.pos = {k: np.tile(np.array(v) * (p["head"] if k in _HEAD_JOINTS else 1.0), (n, 1))
+                    for k, v in _TEMPLATE.items()}
+        self.wrist = {s: np.tile(_REST_WRIST[s], (n, 1)) for s in "rl"}
+        self.hand_dir = {s: None for s in "rl"}  # (n, 3) finger direction override
+        self.spread = {s: np.ones(n) for s in "rl"}
+        self.hidden = {s: np.zeros(n, bool) for s in "rl"}
+        self.fidget = {s: np.zeros(n) for s in "rl"}
+
+
+_HEAD_JOINTS = ("head", "nose", "r_eye", "l_eye", "r_ear", "l_ear")
+_UPPER = ("neck", *_HEAD_JOINTS, "r_shoulder", "l_shoulder")
+
+
+def _target(clip: _Clip, name: str, side: str) -> np.ndarray:
+    anchor, off = _TARGETS[name]
+    if side == "l":
+        anchor = anchor.replace("r_", "#").replace("l_", "r_").replace("#", "l_")
+        off = _mirror(off)
+    return clip.pos[anchor] + np.asarray(off)
+
+
+def _pattern_offset(pattern: str, n: int, amp: float, rng: np.random.Generator) -> np.ndarray:
+    """Displacement ``(n, 3)`` of an effector performing ``pattern`` around its target."""
+    t = np.arange(n, dtype=float)
+    ph = rng.uniform(0, 2 * np.pi)
+    out = np.zeros((n, 3))
+    if pattern == "rub":  # slow horizontal back-and-forth
+        out[:, 0] = amp * np.sin(2 * np.pi * t / rng.uniform(9, 13) + ph)
+    elif pattern == "scratch":  # fast, small vertical strokes
+        out[:, 1] = 0.7 * amp * np.sin(2 * np.pi * t / rng.uniform(4, 6) + ph)
+    elif pattern == "circle":
+        w = 2 * np.pi * t / rng.uniform(10, 14) + ph
+        out[:, 0], out[:, 1] = amp * np.cos(w), amp * np.sin(w)
+    elif pattern == "tap":  # repeated touch-and-release: one-sided pulses down and out
+        pulse = 0.5 - 0.5 * np.cos(2 * np.pi * t / rng.uniform(8, 11) + ph)
+        out[:, 1] = 1.3 * amp * pulse
+        out[:, 0] = -0.6 * amp * pulse
+        out[:, 2] = 1.0 * amp * pulse
+    elif pattern == "pull":  # collar pulled down and out, twice
+        out[:, 1] = 1.2 * amp * (0.5 - 0.5 * np.cos(2 * np.pi * t / rng.uniform(12, 16)))
+        out[:, 2] = 0.8 * out[:, 1]
+    elif pattern == "sweep":  # brushing along the forearm
+        out[:, 0] = 2.5 * amp * np.sin(2 * np.pi * t / rng.uniform(8, 12) + ph)
+        out[:, 1] = 0.6 * out[:, 0]
+    return out
+
+
+def _hand_gesture(clip: _Clip, spec: GestureSpec, env: np.ndarray, amp: float,
+                  rng: np.random.Generator) -> None:
+    sides = ["r", "l"] if spec.part == "hands" else [clip.subject.dominant]
+    off = _pattern_offset(spec.pattern, clip.n, amp, rng)
+    for i, side in enumerate(sides):
+        tgt = _target(clip, spec.target or "front", side)
+        tgt = tgt + rng.normal(0, 0.012, 3)  # where exactly a person touches varies a little
+        o = off if side == "r" else _mirror(off)
+        if spec.part == "hands" and spec.pattern == "rub" and i == 1:
+            o = -o  # hands rub against each other
+        goal = tgt + o * env[:, None]
+        clip.wrist[side] = clip.wrist[side] * (1 - env[:, None]) + goal * env[:, None]
+        if spec.fingers == "up":
+            clip.hand_dir[side] = np.tile([0.0, -1.0, 0.15], (clip.n, 1))
+        elif spec.fingers == "closed":
+            clip.spread[side] = 1.0 - 0.75 * env
+        elif spec.fingers == "fidget":
+            clip.fidget[side] = env * np.sin(2 * np.pi * np.arange(clip.n) / rng.uniform(5, 7))
+        if spec.hidden:
+            clip.hidden[side] = env > 0.6
+
+
+def _head_gesture(clip: _Clip, spec: GestureSpec, env: np.ndarray, amp: float,
+                  rng: np.random.Generator) -> None:
+    n = clip.n
+    t = np.arange(n, dtype=float)
+    pitch = np.zeros(n)
+    roll = np.zeros(n)
+    shift = np.zeros((n, 3))
+    if spec.pattern == "down":  # turtle: head sinks, shoulders rise
+        pitch = 0.25 * amp / 0.06 * 0.35 * env
+        shift[:, 1] = 1.6 * amp * env
+        for s in ("r_shoulder", "l_shoulder"):
+            clip.pos[s][:, 1] -= 1.2 * amp * env
+    elif spec.pattern == "up":
+        pitch = -0.45 * amp / 0.06 * 0.4 * env
+    elif spec.pattern == "press":  # lips pressed: small fast chin tremor
+        pitch = 0.16 * amp / 0.06 * env * np.sin(2 * np.pi * t / rng.uniform(4, 6))
+    elif spec.pattern == "nod":
+        pitch = 0.3 * amp / 0.06 * env * np.sin(2 * np.pi * t / rng.uniform(10, 14))
+    elif spec.pattern == "tilt":
+        roll = 0.3 * amp / 0.06 * env
+    _move_head(clip, pitch, roll, shift)
+
+
+def _move_head(clip: _Clip, pitch: np.ndarray, roll: np.ndarray, shift: np.ndarray) -> None:
+    pivot = clip.pos["neck"] + np.array([0.0, -0.35, 0.0])
+    rot = _rot("x", -pitch) @ _rot("z", roll)
+    for k in _HEAD_JOINTS:
+        rel = clip.pos[k] - pivot
+        clip.pos[k] = pivot + np.einsum("nij,nj->ni", rot, rel) + shift
+
+
+def _body_gesture(clip: _Clip, spec: GestureSpec, env: np.ndarray, amp: float,
+                  rng: np.random.Generator) -> None:
+    n = clip.n
+    t = np.arange(n, dtype=float)
+    if spec.part == "shoulders":
+        if spec.pattern == "alternate":  # shoulders shake in anti-phase
+            w = env * 1.1 * amp * np.sin(2 * np.pi * t / rng.uniform(6, 9))
+            clip.pos["r_shoulder"][:, 1] += w
+            clip.pos["l_shoulder"][:, 1] -= w
+        elif spec.pattern == "breath":  # one slow inhale: shoulders rise and widen
+            b = env * np.sin(np.pi * np.clip(t / max(n - 1, 1), 0, 1))
+            for s, sign in (("r_shoulder", -1), ("l_shoulder", 1)):
+                clip.pos[s][:, 1] -= 1.3 * amp * b
+                clip.pos[s][:, 0] += sign * 0.6 * amp * b
+        elif spec.pattern == "shrug":
+            for s in ("r_shoulder", "l_shoulder"):
+                clip.pos[s][:, 1] -= 1.5 * amp * env
+    elif spec.part == "torso":
+        shift = np.zeros((n, 3))
+        if spec.pattern == "sway":  # slow lateral rocking of the upper body
+            shift[:, 0] = 2.5 * amp * env * np.sin(2 * np.pi * t / rng.uniform(14, 20))
+        elif spec.pattern == "straighten":
+            shift[:, 1] = -1.5 * amp * env
+            shift[:, 2] = 0.8 * amp * env
+        for k in _UPPER:
+            clip.pos[k] = clip.pos[k] + shift
+        for s in "rl":
+            clip.wrist[s] = clip.wrist[s] + 0.5 * shift
+    elif spec.part == "legs":
+        if spec.pattern == "shake":  # knee bouncing
+            w = env * 1.2 * amp * np.sin(2 * np.pi * t / rng.uniform(4, 6))
+            for k in ("knee", "ankle", "bigtoe", "smalltoe", "heel"):
+                clip.pos["r_" + k][:, 0] += w * (1.0 if k == "knee" else 0.3)
+                clip.pos["l_" + k][:, 0] -= w * (1.0 if k == "knee" else 0.3)
+        elif spec.pattern == "cross":  # right leg crosses over the left knee
+            d = np.array([0.5, -0.55, 0.1]) * env[:, None]
+            for k in ("ankle", "bigtoe", "smalltoe", "heel"):
+                clip.pos["r_" + k] = clip.pos["r_" + k] + d
+            clip.pos["r_knee"] = clip.pos["r_knee"] + 0.4 * d
+
+
+def _illustrate(clip: _Clip, env: np.ndarray, rng: np.random.Generator) -> None:
+    """Non-MG: large, free illustrative gestures with one or both hands."""
+    sides = ["r", "l"] if rng.random() < 0.5 else [clip.subject.dominant]
+    for side in sides:
+        centre = _mirror([-0.3, 0.45, 0.5]) if side == "l" else np.array([-0.3, 0.45, 0.5])
+        path = centre + 0.3 * _smooth_noise(clip.n, 3, rng, cutoff=0.12) * np.array([1, 1, 0.3])
+        clip.wrist[side] = clip.wrist[side] * (1 - env[:, None]) + path * env[:, None]
+    if rng.random() < 0.5:
+        _move_head(clip, 0.15 * env * np.sin(np.arange(clip.n) / 3.0), np.zeros(clip.n),
+                   np.zeros((clip.n, 3)))
+
+
+def _finish(clip: _Clip, rng: np.random.Generator, noise: float) -> dict[str, np.ndarray]:
+    """Solve the arms, place the fingers and add the body's idle motion."""
+    n, subj = clip.n, clip.subject
+    pos = dict(clip.pos)
+    # Idle hand drift (people are never still) before solving the arms.
+    for s in "rl":
+        clip.wrist[s] = clip.wrist[s] + 0.02 * noise * _smooth_noise(n, 3, rng, 0.08)
+    for s in "rl":
+        arm = subj.proportions["arm"]
+        sh = pos[f"{s}_shoulder"]
+        elbow, wrist = _solve_elbow(sh / arm, clip.wrist[s] / arm, s)
+        pos[f"{s}_elbow"], pos[f"{s}_wrist"] = elbow * arm, wrist * arm
+        fore = pos[f"{s}_wrist"] - pos[f"{s}_elbow"]
+        fore /= np.maximum(np.linalg.norm(fore, axis=-1, keepdims=True), 1e-6)
+        d = clip.hand_dir[s] if clip.hand_dir[s] is not None else fore
+        d = d / np.linalg.norm(d, axis=-1, keepdims=True)
+        ang = np.arctan2(d[:, 1], d[:, 0])
+        sign = 1.0 if s == "r" else -1.0
+        for f in range(5):
+            a = ang + sign * _FINGER_SPREAD[f] * clip.spread[s] + 0.5 * clip.fidget[s] * (f - 2) / 2
+            tip = np.stack([np.cos(a), np.sin(a), 0.3 * d[:, 2]], -1) * _FINGER_LEN[f]
+            pos[f"{s}_finger{f + 1}"] = pos[f"{s}_wrist"] + tip * subj.proportions["hand"]
+        pos[f"{s}_handtip"] = pos[f"{s}_finger3"]
+        pos[f"{s}_hand"] = pos[f"{s}_wrist"] + 0.45 * (pos[f"{s}_finger3"] - pos[f"{s}_wrist"])
+        pos[f"{s}_thumb"] = pos[f"{s}_finger1"]
+    pos["spine_shoulder"] = pos["neck"] + np.array([0.0, 0.08, -0.02])
+    # Global sway: slow translation and a small in-plane rotation about the hips.
+    sway = 0.03 * noise * _smooth_noise(n, 3, rng, 0.03)
+    roll = 0.02 * noise * _smooth_noise(n, 1, rng, 0.03)[:, 0]
+    rot = _rot("z", roll)
+    hip = pos["mid_hip"].copy()
+    for k, v in pos.items():
+        w = 0.3 if k.split("_")[-1] in ("knee", "ankle", "bigtoe", "smalltoe", "heel") else 1.0
+        pos[k] = hip + np.einsum("nij,nj->ni", rot, v - hip) + w * sway
+    return pos
+
+
+def render_clip(spec: GestureSpec, n: int, subject: _Subject, amplitude: float,
+                noise: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Animate one clip.
+
+    Args:
+        spec: the gesture to perform.
+        n: number of frames.
+        subject: who performs it.
+        amplitude: size of the distinguishing motion, in body units.
+        noise: multiplier of the nuisance motion.
+
+    Returns:
+        ``(positions, hidden)``: joint name -> ``(n, 3)`` body-unit positions, and
+        side (``"r"``/``"l"``) -> ``(n,)`` bool mask of frames where that hand is
+        out of view.
+    """
+    rng = subject.rng
+    clip = _Clip(n, subject)
+    env = _envelope(n, rng) if spec.part != "random" else _envelope(n, rng) ** 0.5
+    amp = amplitude * subject.style
+    if spec.part in ("hand", "hands"):
+        _hand_gesture(clip, spec, env, amp, rng)
+    elif spec.part == "head":
+        _head_gesture(clip, spec, env, amp, rng)
+    elif spec.part == "random":
+        _illustrate(clip, env, rng)
+    else:
+        _body_gesture(clip, spec, env, amp, rng)
+    return _finish(clip, rng, noise), clip.hidden
+
+
+def _idle(n: int, subject: _Subject, noise: float) -> tuple[dict[str, np.ndarray], dict]:
+    """Unannotated frames between clips: the resting body."""
+    return render_clip(GestureSpec("torso", "hold"), n, subject, 0.0, noise)
+
+
+# ----------------------------------------------------------------------------
+# Layouts
+# ----------------------------------------------------------------------------
+
+_BODY25 = ("nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow",
+           "l_wrist", "mid_hip", "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle",
+           "r_eye", "l_eye", "r_ear", "l_ear", "l_bigtoe", "l_smalltoe", "l_heel",
+           "r_bigtoe", "r_smalltoe", "r_heel")
+# MiGA'23 light_hand order: BODY_25, RightFinger1..5 (on RWrist), LeftFinger1..5.
+_LIGHT_HAND_35 = (*_BODY25, *(f"r_finger{i}" for i in range(1, 6)),
+                  *(f"l_finger{i}" for i in range(1, 6)))
+# Kinect v2 JointType order (datasets.md §1.3).
+_KINECT_25 = ("mid_hip", "spine_mid", "neck", "head", "l_shoulder", "l_elbow", "l_wrist",
+              "l_hand", "r_shoulder", "r_elbow", "r_wrist", "r_hand", "l_hip", "l_knee",
+              "l_ankle", "l_bigtoe", "r_hip", "r_knee", "r_ankle", "r_bigtoe",
+              "spine_shoulder", "l_handtip", "l_thumb", "r_handtip", "r_thumb")
+_LEGS = {"r_knee", "r_ankle", "l_knee", "l_ankle", "l_bigtoe", "l_smalltoe", "l_heel",
+         "r_bigtoe", "r_smalltoe", "r_heel", "mid_hip", "r_hip", "l_hip"}
+
+
+def _to_imigue(pos: dict[str, np.ndarray], hidden: dict[str, np.ndarray], subj: _Subject,
+               noise: float, missing: float, rng: np.random.Generator) -> np.ndarray:
+    """Project to the 35-joint light_hand layout: ``(n, 35, 3)`` pixel x, y, confidence."""
+    xyz = np.stack([pos[k] for k in _LIGHT_HAND_35], 1)
+    n, v = xyz.shape[:2]
+    px = subj.origin + subj.scale * xyz[..., :2]
+    px = px + rng.normal(0, 0.012 * noise * subj.scale, px.shape)  # detector jitter
+    conf = np.clip(rng.normal(subj.conf_level, 0.12, (n, v)), 0.05, 0.99)
+    is_finger = np.array(["finger" in k for k in _LIGHT_HAND_35])
+    conf[:, is_finger] *= 0.75  # hand keypoints are less certain
+    drop = rng.random((n, v)) < missing
+    # The lower body is mostly hidden by the desk in iMiGUE's press-conference videos.
+    legs = np.array([k in _LEGS for k in _LIGHT_HAND_35])
+    drop[:, legs] |= rng.random((n, int(legs.sum()))) < 0.7
+    for s in "rl":
+        side = np.array([k.startswith(s + "_") and k.split("_")[1] in
+                         ("wrist", "finger1", "finger2", "finger3", "finger4", "finger5")
+                         for k in _LIGHT_HAND_35])
+        drop[np.ix_(hidden[s], side)] = True
+    # Whole-hand dropouts: OpenPose often loses a hand for a few frames.
+    for s in "rl":
+        fingers = np.array([k.startswith(f"{s}_finger") for k in _LIGHT_HAND_35])
+        lost = rng.random(n) < 0.04 * (0.5 + noise)
+        drop[np.ix_(lost, fingers)] = True
+    out = np.concatenate([px, conf[..., None]], -1)
+    out[drop] = 0.0
+    return out.astype(np.float32)
+
+
+def _to_smg(pos: dict[str, np.ndarray], hidden: dict[str, np.ndarray], subj: _Subject,
+            noise: float, missing: float, rng: np.random.Generator) -> np.ndarray:
+    """Project to the Kinect-v2 SMG row layout: ``(n, 25, 11)``."""
+    xyz = np.stack([pos[k] for k in _KINECT_25], 1)
+    n, v = xyz.shape[:2]
+    metres = 0.38 * subj.scale / 200.0  # ~0.38 m shoulder width for an average subject
+    depth0 = 2.3 + (subj.origin[0] - 960.0) / 2000.0
+    world = np.stack([xyz[..., 0] * metres + (subj.origin[0] - 960) / 1500.0,
+                      -xyz[..., 1] * metres + 0.35,
+                      depth0 - xyz[..., 2] * metres], -1)
+    world = world + rng.normal(0, 0.012 * noise * metres, world.shape)
+    f = 1060.0
+    pix = np.stack([960.0 + f * world[..., 0] / world[..., 2],
+                    540.0 - f * world[..., 1] / world[..., 2]], -1)
+    depth_px = np.stack([256.0 + 366.0 * world[..., 0] / world[..., 2],
+                         212.0 - 366.0 * world[..., 1] / world[..., 2]], -1)
+    quat = np.zeros((n, v, 4))
+    quat[..., 0] = 1.0
+    out = np.concatenate([world, quat, pix, depth_px], -1)
+    # Kinect keeps tracking hidden joints ("inferred"): it does not emit zeros,
+    # it guesses, so occluded hands get a large jitter instead of vanishing.
+    for s in "rl":
+        side = np.array([k.startswith(s + "_") and k.split("_")[1] in
+                         ("wrist", "hand", "handtip", "thumb") for k in _KINECT_25])
+        idx = np.ix_(hidden[s], side)
+        out[..., :3][idx] += rng.normal(0, 0.05, out[..., :3][idx].shape)
+    drop = rng.random((n, v)) < missing * 0.25  # lost tracking: rare on Kinect
+    out[drop] = 0.0
+    return out.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------
+# The release writer
+# ----------------------------------------------------------------------------
+
+
+def _class_probs(layout: str, floor: float) -> np.ndarray:
+    h = np.asarray(_HISTOGRAMS[layout], dtype=float)
+    p = h / h.sum()
+    p = np.maximum(p, floor)
+    return p / p.sum()
+
+
+def _make_subject(sid: int, rng: np.random.Generator, cfg: SynthMGConfig) -> _Subject:
+    return _Subject(
+        sid=sid,
+        scale=float(rng.uniform(150, 260)),
+        origin=np.array([rng.uniform(780, 1140), rng.uniform(380, 520)]),
+        proportions={"arm": float(rng.uniform(0.92, 1.08)), "head": float(rng.uniform(0.9, 1.1)),
+                     "hand": float(rng.uniform(0.85, 1.15))},
+        dominant="l" if rng.random() < cfg.left_handed else "r",
+        style=float(rng.uniform(0.8, 1.25)),
+        conf_level=float(rng.uniform(0.55, 0.9)),
+        rng=np.random.default_rng(rng.integers(2**63)),
+    )
+
+
+def _write_csv(path: Path, rows: np.ndarray, line: str) -> None:
+    """Write a headerless numeric csv, one ``line % row`` per row."""
+    with open(path, "w", newline="\n") as f:
+        f.write("\n".join(line % tuple(r) for r in rows.tolist()))
+        f.write("\n")
+
+
+def _render_video(subj: _Subject, labels: np.ndarray, cfg: SynthMGConfig,
+                  specs: Sequence[GestureSpec]) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """Render one long sequence with the given clip labels in order.
+
+    Returns:
+        ``(frames, clips)``: per-frame joints in the layout's row format, and
+        ``(label, start, end)`` with 0-based inclusive frames.
+    """
+    rng = subj.rng
+    noise = 0.5 + cfg.difficulty
+    amplitude = 0.06 * (1.5 - cfg.difficulty)
+    project = _to_imigue if cfg.layout == "imigue" else _to_smg
+    chunks, clips, t = [], [], 0
+    for label in labels:
+        gap = int(rng.integers(cfg.gap_frames[0], cfg.gap_frames[1] + 1))
+        if gap:
+            chunks.append(project(*_idle(gap, subj, noise), subj, noise, cfg.missing_rate, rng))
+            t += gap
+        n = int(rng.integers(cfg.clip_frames[0], cfg.clip_frames[1] + 1))
+        pos, hidden = render_clip(specs[label], n, subj, amplitude, noise)
+        chunks.append(project(pos, hidden, subj, noise, cfg.missing_rate, rng))
+        clips.append((int(label), t, t + n - 1))
+        t += n
+    tail = int(rng.integers(cfg.gap_frames[0], cfg.gap_frames[1] + 1)) + 1
+    chunks.append(project(*_idle(tail, subj, noise), subj, noise, cfg.missing_rate, rng))
+    return np.concatenate(chunks, 0), clips
+
+
+def generate_synthmg(out: str | Path, config: SynthMGConfig | None = None, **kwargs) -> Path:
+    """Write a SynthMG release to ``out``.
+
+    Args:
+        out: output folder (created; existing files of the same names are overwritten).
+        config: generator parameters; keyword arguments override its fields.
+        **kwargs: fields of :class:`SynthMGConfig`.
+
+    Returns:
+        The output folder. It also holds ``synthmg.json``: the config, the video ->
+        subject -> split map and the class counts per split (not part of the real
+        layouts; readers ignore it).
+    """
+    from mgr.classes import imigue_label_to_raw, smg_label_to_raw
+
+    cfg = SynthMGConfig(**{**(asdict(config) if config else {}), **kwargs})
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(cfg.seed)
+    specs = GESTURES[cfg.layout]
+    probs = _class_probs(cfg.layout, cfg.tail_floor)
+    splits = ("train", "val", "test")
+    meta: dict = {"config": asdict(cfg), "videos": {}, "class_counts": {}}
+    sid = 0
+    vid = 0
+    for split, n_subj in zip(splits, cfg.subjects, strict=True):
+        counts = np.zeros(len(specs), dtype=int)
+        for _ in range(n_subj):
+            sid += 1
+            subj = _make_subject(sid, rng, cfg)
+            n_videos = 1 if cfg.layout == "smg" else cfg.videos_per_subject
+            for _ in range(n_videos):
+                vid += 1
+                n_clips = max(1, int(rng.poisson(cfg.clips_per_video)))
+                labels = rng.choice(len(specs), size=n_clips, p=probs)
+                frames, clips = _render_video(subj, labels, cfg, specs)
+                np.add.at(counts, labels, 1)
+                if cfg.layout == "imigue":
+                    name = f"{vid:04d}"
+                    folder = out / _IMIGUE_DIRS[split] / name
+                    folder.mkdir(parents=True, exist_ok=True)
+                    rows = np.concatenate(
+                        [np.arange(len(frames))[:, None], frames.reshape(len(frames), -1)], 1)
+                    _write_csv(folder / f"{name}_light_hand.csv", rows,
+                               "%d" + ",%.1f,%.1f,%.3f" * 35)
+                    _write_label_csv(folder / f"{name}_label.csv",
+                                     [(imigue_label_to_raw(c), s, e) for c, s, e in clips])
+                else:
+                    name = f"Sample{sid:04d}"
+                    folder = out / name
+                    folder.mkdir(parents=True, exist_ok=True)
+                    _write_csv(folder / f"{name}_skeleton.csv",
+                               frames.reshape(len(frames), -1), ",".join(["%.5g"] * 275))
+                    # SMG finelabels: end exclusive (the official gendata slices [start, end)).
+                    _write_label_csv(folder / f"{name}_finelabels.csv",
+                                     [(smg_label_to_raw(c), s, e + 1) for c, s, e in clips])
+                    (folder / f"{name}_data.csv").write_text(f"{len(frames)},30,4500\n")
+                meta["videos"][name] = {"subject": sid, "split": split}
+        meta["class_counts"][split] = counts.tolist()
+    (out / "synthmg.json").write_text(json.dumps(meta, indent=1))
+    return out
+
+
+_IMIGUE_DIRS = {"train": "imigue_skeleton_train", "val": "imigue_skeleton_validate",
+                "test": "imigue_skeleton_test"}
+
+
+def _write_label_csv(path: Path, rows: Sequence[tuple[int, int, int]]) -> None:
+    path.write_text("".join(f"{a},{b},{c}\n" for a, b, c in rows))
+

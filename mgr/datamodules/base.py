@@ -1,0 +1,307 @@
+"""MicroGestureDataModule: the base of every mgr DataModule (skeleton modality)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader
+
+from mgr.classes import ClassList, get_classes
+from mgr.data.datasets import SkeletonClipDataset, SkeletonTransformConfig
+from mgr.data.readers.common import ClipRecord
+from mgr.skeletons import SkeletonLayout, get_layout
+
+__all__ = ["MicroGestureDataModule", "Split"]
+
+log = logging.getLogger(__name__)
+
+Split = Literal["train", "val", "test"]
+_SPLITS: tuple[Split, ...] = ("train", "val", "test")
+
+
+class MicroGestureDataModule(LightningDataModule):
+    """Clips of one benchmark, as ``skeleton (B, C, T, V, M)`` batches.
+
+    Subclasses say which class list and parent keypoint layout they read
+    (:attr:`dataset`, :attr:`parent_layout`), which channels the reader
+    produces, and implement :meth:`load_records`. This class does the rest:
+    keypoint subset selection, centre normalisation, uniform temporal sampling
+    (random in training, deterministic in evaluation), random flips with
+    left/right swap, test-time views, class histograms and loaders.
+
+    Args:
+        root: folder of the release, laid out exactly as the dataset owners ship it.
+        batch_size: clips per batch.
+        num_workers: DataLoader worker processes.
+        clip_len: frames per clip after uniform temporal sampling.
+        keypoints: name of a layout in :data:`mgr.skeletons.LAYOUTS` that is a
+            subset of the release's layout (``None``: the dataset's default).
+        normalize: centre-normalise (and scale-normalise) the coordinates.
+        center_mode: ``"clip"`` subtracts the centre joint's mean position over
+            the clip (keeps the motion of the torso); ``"frame"`` subtracts it
+            in every frame (pins the body at the centre joint). The CMPL paper
+            only says "subtracting the center joint coordinates"; on SynthMG
+            ``"clip"`` is better because torso sway and sitting up are classes.
+        scale: ``"shoulder"`` divides by the clip's median shoulder width,
+            ``"none"`` keeps the centred coordinates' units.
+        flip_prob: probability of a random horizontal flip (with left/right
+            joint swap) in training.
+        test_clips: clips sampled per sample at validation/test time (averaged
+            by the recognizer).
+        test_flip: also average over horizontally flipped views at test time.
+        predict_split: split served by ``predict_dataloader``.
+        on_error: what to do with a clip whose frames are out of range:
+            ``"raise"`` an error naming it, or ``"warn"`` and skip it.
+        pin_memory: pin host memory in the loaders (faster host-to-GPU copies).
+    """
+
+    #: dataset key of :func:`mgr.classes.get_classes`.
+    dataset: ClassVar[str]
+    #: layout name of the keypoints the readers return.
+    parent_layout: ClassVar[str]
+    #: default keypoint subset.
+    default_keypoints: ClassVar[str]
+    #: batch keys this datamodule supplies (see :mod:`mgr.batch`).
+    supplies: ClassVar[tuple[str, ...]] = ("skeleton", "label", "sample_id")
+
+    def __init__(
+        self,
+        root: str | Path,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        clip_len: int = 64,
+        keypoints: str | None = None,
+        normalize: bool = True,
+        center_mode: Literal["clip", "frame"] = "clip",
+        scale: Literal["shoulder", "none"] = "shoulder",
+        flip_prob: float = 0.0,
+        test_clips: int = 1,
+        test_flip: bool = False,
+        predict_split: Split = "test",
+        on_error: Literal["raise", "warn"] = "raise",
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        if scale not in ("shoulder", "none"):
+            raise ValueError(f"scale must be 'shoulder' or 'none', got {scale!r}")
+        if on_error not in ("raise", "warn"):
+            raise ValueError(f"on_error must be 'raise' or 'warn', got {on_error!r}")
+        if predict_split not in _SPLITS:
+            raise ValueError(f"predict_split must be one of {_SPLITS}, got {predict_split!r}")
+        if not 0.0 <= flip_prob <= 1.0:
+            raise ValueError(f"flip_prob must be in [0, 1], got {flip_prob}")
+        if clip_len < 1 or test_clips < 1 or batch_size < 1:
+            raise ValueError("clip_len, test_clips and batch_size must be positive")
+        self.root = Path(root)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.clip_len = clip_len
+        self.keypoints = keypoints or self.default_keypoints
+        self.normalize = normalize
+        if center_mode not in ("clip", "frame"):
+            raise ValueError(f"center_mode must be 'clip' or 'frame', got {center_mode!r}")
+        self.center_mode = center_mode
+        self.scale = scale
+        self.flip_prob = flip_prob
+        self.test_clips = test_clips
+        self.test_flip = test_flip
+        self.predict_split = predict_split
+        self.on_error = on_error
+        self.pin_memory = pin_memory
+        self.layout = self._resolve_layout(self.keypoints)
+        self.records: dict[str, list[ClipRecord]] = {}
+        self.datasets: dict[str, SkeletonClipDataset] = {}
+
+    # ---------------------------------------------------------------- to override
+    def load_records(self, split: Split) -> list[ClipRecord]:
+        """Read the clips of one split from :attr:`root`.
+
+        Returns:
+            Records with keypoints ``(T, V_parent, C)`` in :attr:`parent_layout`.
+        """
+        raise NotImplementedError
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """Names of the skeleton channels ``C`` the reader produces."""
+        return ("x", "y", "confidence")
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def classes(self) -> ClassList:
+        """The dataset's class list."""
+        return get_classes(self.dataset)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes ``K``."""
+        return len(self.classes)
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names, index = 0-based label."""
+        return list(self.classes.names)
+
+    @property
+    def num_channels(self) -> int:
+        """Skeleton channels ``C``."""
+        return len(self.channels)
+
+    @property
+    def num_joints(self) -> int:
+        """Joints ``V`` of the selected keypoint layout."""
+        return self.layout.num_joints
+
+    def class_histogram(self, split: Split = "train") -> torch.Tensor:
+        """Number of clips per class.
+
+        Returns:
+            ``(K,)`` int64 counts (reads the split if it was not set up yet).
+        """
+        labels = torch.tensor([r.label for r in self._get_records(split)], dtype=torch.long)
+        return torch.bincount(labels, minlength=self.num_classes)
+
+    def num_samples(self, split: Split = "train") -> int:
+        """Number of clips in a split."""
+        return len(self._get_records(split))
+
+    # ---------------------------------------------------------------- setup
+    def _resolve_layout(self, name: str) -> SkeletonLayout:
+        layout = get_layout(name)
+        parent = get_layout(self.parent_layout)
+        if layout.name == parent.name:
+            return layout
+        if layout.parent != parent.name or layout.parent_indices is None:
+            raise ValueError(
+                f"keypoints={name!r} is not a subset of {type(self).__name__}'s layout "
+                f"{parent.name!r}; choose {parent.name!r} or one of its subsets: "
+                f"{_subsets_of(parent.name)}"
+            )
+        return layout
+
+    def transform_config(self, train: bool) -> SkeletonTransformConfig:
+        """Sampling and normalisation settings of the train or evaluation datasets."""
+        lay = self.layout
+        joints = lay.parent_indices if lay.parent_indices is not None else None
+        score = self.channels.index("confidence") if "confidence" in self.channels else None
+        return SkeletonTransformConfig(
+            clip_len=self.clip_len,
+            joints=tuple(joints) if joints is not None else None,
+            center=lay.center,
+            flip_permutation=tuple(lay.flip_permutation()),
+            score_channel=score,
+            scale_joints=_shoulders(lay) if self.scale == "shoulder" else None,
+            normalize=self.normalize,
+            center_mode=self.center_mode,
+            flip_prob=self.flip_prob if train else 0.0,
+            num_clips=1 if train else self.test_clips,
+            test_flip=False if train else self.test_flip,
+        )
+
+    def _get_records(self, split: Split) -> list[ClipRecord]:
+        if split not in self.records:
+            records = self.load_records(split)
+            if not records:
+                raise ValueError(f"{type(self).__name__}: split {split!r} under {self.root} "
+                                 "has no clips")
+            self._check_labels(records, split)
+            self.records[split] = records
+            log.info("%s %s: %d clips", type(self).__name__, split, len(records))
+        return self.records[split]
+
+    def _check_labels(self, records: Sequence[ClipRecord], split: str) -> None:
+        bad = [r for r in records if not 0 <= r.label < self.num_classes]
+        if bad:
+            r = bad[0]
+            raise ValueError(f"{len(bad)} clip(s) of split {split!r} have labels outside "
+                             f"0..{self.num_classes - 1}, e.g. {r.sample_id} ({r.source}): "
+                             f"{r.label}")
+
+    def setup(self, stage: str) -> None:
+        """Read the splits the stage needs (once; later stages reuse them)."""
+        needed: dict[str, tuple[Split, ...]] = {
+            "fit": ("train", "val"), "validate": ("val",), "test": ("test",),
+            "predict": (self.predict_split,),
+        }
+        for split in needed.get(stage, _SPLITS):
+            if split not in self.datasets:
+                self.datasets[split] = SkeletonClipDataset(
+                    self._get_records(split), self.transform_config(train=split == "train"),
+                    train=split == "train",
+                )
+
+    # ---------------------------------------------------------------- loaders
+    def _loader(self, split: Split, shuffle: bool) -> DataLoader:
+        if split not in self.datasets:
+            self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=collate,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled training clips."""
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation clips, deterministic."""
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Test clips, deterministic."""
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        """Clips of :attr:`predict_split`, deterministic."""
+        if self.predict_split not in self.datasets:
+            self.setup("predict")
+        return self._loader(self.predict_split, shuffle=False)
+
+
+def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Stack sample dicts into a batch dict (strings become lists).
+
+    Args:
+        samples: dicts of the batch contract without the batch axis.
+
+    Returns:
+        A batch dict: tensors stacked on a new first axis, ints as an int64
+        tensor, everything else as a list.
+    """
+    batch: dict[str, Any] = {}
+    for key in samples[0]:
+        values = [s[key] for s in samples]
+        if torch.is_tensor(values[0]):
+            batch[key] = torch.stack(values)
+        elif isinstance(values[0], int):
+            batch[key] = torch.tensor(values, dtype=torch.long)
+        else:
+            batch[key] = values
+    return batch
+
+
+def _shoulders(layout: SkeletonLayout) -> tuple[int, int] | None:
+    """Indices of the two shoulders, found by name, or ``None``."""
+    found = {}
+    for i, name in enumerate(layout.joints):
+        low = name.lower()
+        if "shoulder" in low and "spine" not in low:
+            side = "l" if ("left" in low or low.startswith("l")) else "r"
+            found.setdefault(side, i)
+    return (found["l"], found["r"]) if len(found) == 2 else None
+
+
+def _subsets_of(parent: str) -> list[str]:
+    from mgr.skeletons import LAYOUTS
+
+    return sorted(n for n, lay in LAYOUTS.items() if lay.parent == parent)

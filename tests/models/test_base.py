@@ -1,0 +1,165 @@
+from typing import ClassVar
+
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from mgr.datamodules.base import collate
+from mgr.models import STCNN, Recognizer
+
+
+class Passthrough(Recognizer):
+    """Logits = the batch's ``skeleton`` flattened: lets tests choose the predictions."""
+
+    input_keys: ClassVar[tuple[str, ...]] = ("skeleton",)
+
+    def configure_models(self) -> None:
+        self.feature_dim = self.hparams.num_classes
+        super().configure_models()
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward_features(self, batch):
+        return batch["skeleton"].flatten(1) + 0 * self.dummy
+
+    def forward_head(self, features):
+        return features
+
+
+def _plain_metrics(logits: np.ndarray, labels: np.ndarray, k: int) -> dict[str, float]:
+    """top-1, top-5 and macro-F1 written from their definitions (classes seen in y or y_hat)."""
+    pred = logits.argmax(1)
+    top5 = np.argsort(-logits, axis=1)[:, :5]
+    f1s = []
+    for c in range(k):
+        tp = np.sum((pred == c) & (labels == c))
+        fp = np.sum((pred == c) & (labels != c))
+        fn = np.sum((pred != c) & (labels == c))
+        if tp + fp + fn == 0:
+            continue
+        f1s.append(2 * tp / (2 * tp + fp + fn))
+    return {"top1": float(np.mean(pred == labels)),
+            "top5": float(np.mean([labels[i] in top5[i] for i in range(len(labels))])),
+            "macro_f1": float(np.mean(f1s))}
+
+
+def _loader(logits, labels, batch_size=7):
+    samples = [{"skeleton": torch.tensor(z, dtype=torch.float32).reshape(-1, 1, 1, 1),
+                "label": int(y), "sample_id": f"s{i}"} for i, (z, y) in enumerate(zip(logits, labels))]
+    return DataLoader(samples, batch_size=batch_size, collate_fn=collate)
+
+
+def test_test_metrics_match_plain_definitions(tmp_path):
+    rng = np.random.default_rng(0)
+    k, n = 8, 61
+    labels = rng.integers(0, k - 1, n)  # class k-1 never occurs in y
+    logits = rng.normal(size=(n, k))
+    logits[np.arange(n), labels] += rng.uniform(0, 2.5, n)  # better than chance
+    model = Passthrough(num_classes=k)
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path)
+    res = trainer.test(model, _loader(logits, labels), verbose=False)[0]
+    ref = _plain_metrics(logits, labels, k)
+    for key, value in ref.items():
+        assert res[f"test/{key}"] == pytest.approx(value, abs=1e-6), key
+    # Confusion matrix and per-class accuracy are written next to the logs.
+    assert (tmp_path / "confusion_matrix.png").stat().st_size > 0
+    rows = (tmp_path / "per_class_accuracy.csv").read_text().splitlines()
+    assert len(rows) == k + 1
+    c0 = labels == 0
+    assert float(rows[1].split(",")[-1]) == pytest.approx(np.mean(logits[c0].argmax(1) == 0), abs=1e-4)
+
+
+def test_view_averaging_is_mean_of_probabilities_or_logits():
+    model = Passthrough(num_classes=4)
+    views = torch.randn(3, 5, 4, 1, 1, 1)  # (B, N, C=K, T, V, M)
+    out = model({"skeleton": views})
+    ref = views.flatten(2).softmax(-1).mean(1).log()
+    torch.testing.assert_close(out, ref)
+    model = Passthrough(num_classes=4, test_average="logit")
+    torch.testing.assert_close(model({"skeleton": views}), views.flatten(2).mean(1))
+    with pytest.raises(ValueError, match="expected 5 dims"):
+        model({"skeleton": torch.randn(2, 2, 2, 4, 1, 1, 1)})
+
+
+def test_predict_returns_probabilities_and_ids():
+    model = Passthrough(num_classes=3)
+    batch = collate([{"skeleton": torch.randn(3, 1, 1, 1), "label": 1, "sample_id": "a"},
+                     {"skeleton": torch.randn(3, 1, 1, 1), "label": 2, "sample_id": "b"}])
+    out = model.predict_step(batch, 0)
+    assert out["sample_id"] == ["a", "b"]
+    torch.testing.assert_close(out["probs"].sum(1), torch.ones(2))
+    torch.testing.assert_close(out["probs"], out["logits"].softmax(1))
+
+
+def test_missing_batch_key_is_a_clear_error():
+    model = Passthrough(num_classes=3)
+    with pytest.raises(KeyError, match="skeleton"):
+        model({"video": torch.randn(1, 3, 2, 2, 2)})
+
+
+class _VideoOnly(pl.LightningDataModule):
+    supplies = ("video", "label")
+    num_classes = 3
+
+    def train_dataloader(self):
+        return _loader(np.zeros((2, 3)), np.zeros(2, dtype=int))
+
+
+def test_setup_refuses_a_datamodule_without_the_models_inputs():
+    trainer = pl.Trainer(fast_dev_run=True, logger=False, enable_progress_bar=False)
+    with pytest.raises(ValueError, match=r"missing \['skeleton'\]"):
+        trainer.fit(Passthrough(num_classes=3), datamodule=_VideoOnly())
+
+
+def test_checkpoint_with_other_classes_is_refused(tmp_path):
+    names = ["a", "b", "c", "d"]
+    src = STCNN(4, class_names=names, num_joints=5, channels=(4,), temporal_strides=(1,))
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, max_epochs=0)
+    trainer.strategy.connect(src)
+    path = tmp_path / "m.ckpt"
+    trainer.save_checkpoint(path)
+    with pytest.raises(ValueError, match="num_classes=4.*num_classes=5"):
+        STCNN(5, num_joints=5, channels=(4,), temporal_strides=(1,)).on_load_checkpoint(
+            torch.load(path, weights_only=False))
+    other = STCNN(4, class_names=["a", "b", "x", "d"], num_joints=5, channels=(4,), temporal_strides=(1,))
+    with pytest.raises(ValueError, match=r"ids \[2\].*'c' vs 'x'"):
+        other.on_load_checkpoint(torch.load(path, weights_only=False))
+    # Same classes: loads, same weights.
+    same = STCNN.load_from_checkpoint(path)
+    for (n, a), b in zip(src.state_dict().items(), same.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=n)
+
+
+class MLPHead(STCNN):
+    """A new head on an existing recognizer: what users do by subclassing."""
+
+    def configure_models(self) -> None:
+        super().configure_models()
+        self.head = nn.Sequential(nn.Linear(self.feature_dim, 16), nn.GELU(),
+                                  nn.Linear(16, self.hparams.num_classes))
+
+
+def test_subclass_with_a_new_head_trains():
+    torch.manual_seed(0)
+    model = MLPHead(3, num_joints=4, channels=(4,), temporal_strides=(1,))
+    batch = {"skeleton": torch.randn(6, 3, 8, 4, 1), "label": torch.tensor([0, 1, 2, 0, 1, 2])}
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(30):
+        loss = model.criterion(model(batch), batch["label"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert isinstance(model.head[1], nn.GELU)
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="class names"):
+        STCNN(3, class_names=["a"])
+    with pytest.raises(ValueError, match="test_average"):
+        STCNN(3, test_average="median")
