@@ -25,8 +25,9 @@ def clip_features(dm, split: str, with_std: bool) -> tuple[np.ndarray, np.ndarra
     feats, labels = [], []
     for rec in dm._get_records(split):
         kp = rec.keypoint[:, list(cfg.joints)] if cfg.joints is not None else rec.keypoint
-        kp = normalize_skeleton(kp, cfg.center, score_channel=cfg.score_channel,
-                                scale_joints=cfg.scale_joints)
+        kp = normalize_skeleton(
+            kp, cfg.center, score_channel=cfg.score_channel, scale_joints=cfg.scale_joints
+        )
         f = [kp.mean(0).ravel()]
         if with_std:
             f.append(kp.std(0).ravel())
@@ -35,7 +36,9 @@ def clip_features(dm, split: str, with_std: bool) -> tuple[np.ndarray, np.ndarra
     return np.stack(feats).astype(np.float32), np.array(labels)
 
 
-def logistic_regression(x_tr, y_tr, x_te, num_classes: int, weight_decay: float = 1e-3) -> np.ndarray:
+def logistic_regression(
+    x_tr, y_tr, x_te, num_classes: int, weight_decay: float = 1e-3
+) -> np.ndarray:
     mu, sd = x_tr.mean(0), x_tr.std(0) + 1e-6
     xt = torch.from_numpy((x_tr - mu) / sd)
     xe = torch.from_numpy((x_te - mu) / sd)
@@ -45,7 +48,10 @@ def logistic_regression(x_tr, y_tr, x_te, num_classes: int, weight_decay: float 
 
     def closure():
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(lin(xt), yt) + weight_decay * lin.weight.square().sum()
+        loss = (
+            torch.nn.functional.cross_entropy(lin(xt), yt)
+            + weight_decay * lin.weight.square().sum()
+        )
         loss.backward()
         return loss
 
@@ -55,7 +61,9 @@ def logistic_regression(x_tr, y_tr, x_te, num_classes: int, weight_decay: float 
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--root", default="data/synthmg_imigue")
     p.add_argument("--layout", choices=["imigue", "smg"], default="imigue")
     p.add_argument("--ckpt", default=None, help="trained STCNN checkpoint to evaluate alongside")
@@ -78,7 +86,9 @@ def main() -> None:
 
         model = STCNN.load_from_checkpoint(a.ckpt, map_location="cpu")
         dm.clip_len = 32
-        res = pl.Trainer(logger=False, enable_progress_bar=False).test(model, datamodule=dm, verbose=False)
+        res = pl.Trainer(logger=False, enable_progress_bar=False).test(
+            model, datamodule=dm, verbose=False
+        )
         rows.append(("ST-CNN (checkpoint)", float(res[0]["test/top1"])))
     print(f"\nSynthMG ({a.layout}) test top-1, {len(y_te)} test clips, {dm.num_classes} classes")
     print(f"{'method':<28s} {'top-1':>7s}")

@@ -345,8 +345,6 @@ def _as_int(value: object, what: str) -> int:
         raise ValueError(f"{what} must be an integer, got {value!r}") from None
 
 
-
-
 def imigue_label_from_raw(raw: int) -> int:
     """Convert an iMiGUE release class id (1..31, or 99 for non-MG) to a 0-based label.
 

@@ -44,30 +44,51 @@ class MgrCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """Link the datamodule's class list into the model."""
-        parser.link_arguments("data.num_classes", "model.init_args.num_classes",
-                              apply_on="instantiate")
-        parser.link_arguments("data.class_names", "model.init_args.class_names",
-                              apply_on="instantiate")
+        parser.link_arguments(
+            "data.num_classes", "model.init_args.num_classes", apply_on="instantiate"
+        )
+        parser.link_arguments(
+            "data.class_names", "model.init_args.class_names", apply_on="instantiate"
+        )
 
 
 def _synth(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="mgr synth", description="Write a SynthMG release in the "
-                                "real on-disk layout of iMiGUE (MiGA'23 csv) or SMG.")
+    p = argparse.ArgumentParser(
+        prog="mgr synth",
+        description="Write a SynthMG release in the "
+        "real on-disk layout of iMiGUE (MiGA'23 csv) or SMG.",
+    )
     p.add_argument("--layout", choices=["imigue", "smg"], default="imigue")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0)
     d = SynthMGConfig()
-    p.add_argument("--subjects", type=int, nargs=3, default=None, metavar=("TRAIN", "VAL", "TEST"),
-                   help="subjects per split (disjoint); default 30 6 10 (iMiGUE), 30 5 5 (SMG)")
+    p.add_argument(
+        "--subjects",
+        type=int,
+        nargs=3,
+        default=None,
+        metavar=("TRAIN", "VAL", "TEST"),
+        help="subjects per split (disjoint); default 30 6 10 (iMiGUE), 30 5 5 (SMG)",
+    )
     p.add_argument("--videos-per-subject", type=int, default=d.videos_per_subject)
     p.add_argument("--clips-per-video", type=int, default=d.clips_per_video)
-    p.add_argument("--difficulty", type=float, default=d.difficulty,
-                   help="0 (easy) .. 1 (hard): distinguishing motion vs noise")
+    p.add_argument(
+        "--difficulty",
+        type=float,
+        default=d.difficulty,
+        help="0 (easy) .. 1 (hard): distinguishing motion vs noise",
+    )
     a = p.parse_args(argv)
     subjects = tuple(a.subjects) if a.subjects else None
-    out = generate_synthmg(a.out, layout=a.layout, seed=a.seed, subjects=subjects,
-                           videos_per_subject=a.videos_per_subject,
-                           clips_per_video=a.clips_per_video, difficulty=a.difficulty)
+    out = generate_synthmg(
+        a.out,
+        layout=a.layout,
+        seed=a.seed,
+        subjects=subjects,
+        videos_per_subject=a.videos_per_subject,
+        clips_per_video=a.clips_per_video,
+        difficulty=a.difficulty,
+    )
     meta = json.loads((out / "synthmg.json").read_text())
     counts = {k: sum(v) for k, v in meta["class_counts"].items()}
     print(f"SynthMG ({a.layout} layout, seed {a.seed}) written to {out}: clips per split {counts}")
@@ -84,10 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in _EXTRA:
         return _EXTRA[argv[0]](argv[1:])
     if argv and argv[0] in ("-h", "--help"):
-        print("usage: mgr {fit,validate,test,predict} --config CONFIG.yaml [options]\n"
-              "       mgr synth --layout {imigue,smg} --out DIR [--seed N]\n\n"
-              "Lightning subcommands take every option of LightningCLI "
-              "(`mgr fit --help`, `mgr fit --print_config`).")
+        print(
+            "usage: mgr {fit,validate,test,predict} --config CONFIG.yaml [options]\n"
+            "       mgr synth --layout {imigue,smg} --out DIR [--seed N]\n\n"
+            "Lightning subcommands take every option of LightningCLI "
+            "(`mgr fit --help`, `mgr fit --print_config`)."
+        )
         return 0
     # LightningCLI reads sys.argv itself; passing it again makes it warn.
     MgrCLI(None if from_sys else argv)

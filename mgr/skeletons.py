@@ -155,9 +155,7 @@ class SkeletonLayout:
         if (self.parent is None) != (self.parent_indices is None):
             raise ValueError(f"{where}: parent and parent_indices must be given together")
         if self.parent_indices is not None and len(self.parent_indices) != num:
-            raise ValueError(
-                f"{where}: {len(self.parent_indices)} parent_indices for {num} joints"
-            )
+            raise ValueError(f"{where}: {len(self.parent_indices)} parent_indices for {num} joints")
 
     @property
     def num_joints(self) -> int:

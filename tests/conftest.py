@@ -12,12 +12,14 @@ TINY = {"videos_per_subject": 1, "clips_per_video": 8, "clip_frames": (8, 16), "
 @pytest.fixture(scope="session")
 def synth_imigue(tmp_path_factory) -> Path:
     """iMiGUE MiGA'23 layout: 2 train, 1 val, 1 test subject(s)."""
-    return generate_synthmg(tmp_path_factory.mktemp("synth_imigue"), layout="imigue", seed=1,
-                            subjects=(2, 1, 1), **TINY)
+    return generate_synthmg(
+        tmp_path_factory.mktemp("synth_imigue"), layout="imigue", seed=1, subjects=(2, 1, 1), **TINY
+    )
 
 
 @pytest.fixture(scope="session")
 def synth_smg(tmp_path_factory) -> Path:
     """SMG layout: subjects 1-2 train, 3 val, 4 test."""
-    return generate_synthmg(tmp_path_factory.mktemp("synth_smg"), layout="smg", seed=2,
-                            subjects=(2, 1, 1), **TINY)
+    return generate_synthmg(
+        tmp_path_factory.mktemp("synth_smg"), layout="smg", seed=2, subjects=(2, 1, 1), **TINY
+    )

@@ -12,6 +12,12 @@ CONFS = sorted((REPO / "tests" / "conf").glob("*.yaml"))
 EXPERIMENTS = sorted((REPO / "experiments").rglob("*.yaml"))
 
 
+@pytest.fixture(autouse=True)
+def _plain_argv(monkeypatch):
+    """LightningCLI warns when it gets ``args`` while sys.argv holds pytest's own options."""
+    monkeypatch.setattr("sys.argv", ["mgr"])
+
+
 def _root_for(conf: Path, synth_imigue: Path, synth_smg: Path) -> list[str]:
     data = yaml.safe_load(conf.read_text())["data"]
     args = ["--data.init_args.root"]
@@ -24,8 +30,16 @@ def _root_for(conf: Path, synth_imigue: Path, synth_smg: Path) -> list[str]:
 @pytest.mark.parametrize("command", ["fit", "test", "predict"])
 def test_tiny_configs_run(conf, command, synth_imigue, synth_smg, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cli = MgrCLI(args=[command, "--config", str(conf), *_root_for(conf, synth_imigue, synth_smg),
-                       "--trainer.fast_dev_run", "true"])
+    cli = MgrCLI(
+        args=[
+            command,
+            "--config",
+            str(conf),
+            *_root_for(conf, synth_imigue, synth_smg),
+            "--trainer.fast_dev_run",
+            "true",
+        ]
+    )
     assert cli.trainer.state.finished
     if command == "predict":
         preds = cli.trainer.predict_loop.predictions
@@ -35,8 +49,16 @@ def test_tiny_configs_run(conf, command, synth_imigue, synth_smg, tmp_path, monk
 @pytest.mark.parametrize("conf", EXPERIMENTS, ids=[str(c.relative_to(REPO)) for c in EXPERIMENTS])
 def test_experiment_configs_parse(conf, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        MgrCLI(args=["fit", "--config", str(conf), "--data.init_args.root", str(tmp_path),
-                     "--print_config"])
+        MgrCLI(
+            args=[
+                "fit",
+                "--config",
+                str(conf),
+                "--data.init_args.root",
+                str(tmp_path),
+                "--print_config",
+            ]
+        )
     assert exit_info.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["model"]["class_path"].startswith("mgr.models.")
@@ -49,23 +71,67 @@ def test_print_config_shows_every_knob(tmp_path, capsys):
         MgrCLI(args=["fit", "--config", str(conf), "--print_config"])
     printed = yaml.safe_load(capsys.readouterr().out)
     model, data = printed["model"]["init_args"], printed["data"]["init_args"]
-    for knob in ("channels", "temporal_strides", "spatial_kernel", "temporal_kernel", "readout",
-                 "dropout", "label_smoothing", "test_average", "optimizer", "scheduler"):
+    for knob in (
+        "channels",
+        "temporal_strides",
+        "spatial_kernel",
+        "temporal_kernel",
+        "readout",
+        "dropout",
+        "label_smoothing",
+        "test_average",
+        "optimizer",
+        "scheduler",
+    ):
         assert knob in model, knob
-    for knob in ("root", "clip_len", "keypoints", "center_mode", "scale", "flip_prob",
-                 "test_clips", "test_flip", "split_scheme", "on_error", "batch_size"):
+    for knob in (
+        "root",
+        "clip_len",
+        "keypoints",
+        "center_mode",
+        "scale",
+        "flip_prob",
+        "test_clips",
+        "test_flip",
+        "split_scheme",
+        "on_error",
+        "batch_size",
+    ):
         assert knob in data, knob
 
 
 def test_synth_subcommand(tmp_path, capsys):
-    assert main(["synth", "--layout", "smg", "--out", str(tmp_path), "--seed", "3",
-                 "--subjects", "1", "1", "1", "--clips-per-video", "2"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "--layout",
+                "smg",
+                "--out",
+                str(tmp_path),
+                "--seed",
+                "3",
+                "--subjects",
+                "1",
+                "1",
+                "1",
+                "--clips-per-video",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert "SynthMG (smg layout, seed 3)" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "Sample0001", "Sample0002", "Sample0003", "synthmg.json"]
+        "Sample0001",
+        "Sample0002",
+        "Sample0003",
+        "synthmg.json",
+    ]
 
 
 def test_python_dash_m_mgr():
-    out = subprocess.run([sys.executable, "-m", "mgr", "--help"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "mgr", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     assert "mgr {fit,validate,test,predict}" in out and "mgr synth" in out

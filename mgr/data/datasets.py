@@ -60,8 +60,9 @@ class SkeletonClipDataset(Dataset):
             (deterministic sampling, test-time views).
     """
 
-    def __init__(self, records: Sequence[ClipRecord], config: SkeletonTransformConfig,
-                 train: bool) -> None:
+    def __init__(
+        self, records: Sequence[ClipRecord], config: SkeletonTransformConfig, train: bool
+    ) -> None:
         self.records = list(records)
         self.config = config
         self.train = train
@@ -87,8 +88,13 @@ class SkeletonClipDataset(Dataset):
         cfg = self.config
         kp = rec.keypoint if cfg.joints is None else rec.keypoint[:, list(cfg.joints)]
         if cfg.normalize:
-            kp = normalize_skeleton(kp, cfg.center, score_channel=cfg.score_channel,
-                                    scale_joints=cfg.scale_joints, center_mode=cfg.center_mode)
+            kp = normalize_skeleton(
+                kp,
+                cfg.center,
+                score_channel=cfg.score_channel,
+                scale_joints=cfg.scale_joints,
+                center_mode=cfg.center_mode,
+            )
         if self.train:
             # Seeded from torch so that seed_everything and worker seeding apply.
             rng = np.random.default_rng(int(torch.randint(2**62, ())))
@@ -97,8 +103,7 @@ class SkeletonClipDataset(Dataset):
             if cfg.flip_prob > 0 and rng.random() < cfg.flip_prob:
                 clip = flip_skeleton(clip, cfg.flip_permutation)
             return _to_tensor(clip)
-        idx = uniform_sample_indices(len(kp), cfg.clip_len, num_clips=cfg.num_clips,
-                                     test_mode=True)
+        idx = uniform_sample_indices(len(kp), cfg.clip_len, num_clips=cfg.num_clips, test_mode=True)
         views = list(kp[idx].reshape(cfg.num_clips, cfg.clip_len, *kp.shape[1:]))
         if cfg.test_flip:
             views += [flip_skeleton(v, cfg.flip_permutation) for v in views]
@@ -109,5 +114,6 @@ class SkeletonClipDataset(Dataset):
 
 def _to_tensor(clip: np.ndarray) -> torch.Tensor:
     """``(T, V, C)`` -> ``(C, T, V, 1)`` float32."""
-    return torch.from_numpy(np.ascontiguousarray(clip.transpose(2, 0, 1)[..., None],
-                                                 dtype=np.float32))
+    return torch.from_numpy(
+        np.ascontiguousarray(clip.transpose(2, 0, 1)[..., None], dtype=np.float32)
+    )

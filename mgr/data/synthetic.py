@@ -96,6 +96,10 @@ _UPPER_ARM, _FOREARM = 0.55, 0.5
 _FINGER_SPREAD = np.deg2rad([-34.0, -14.0, 0.0, 14.0, 30.0])  # thumb .. little finger
 _FINGER_LEN = np.array([0.13, 0.18, 0.19, 0.17, 0.14])
 
+# Size of the distinguishing motion at difficulty 0.5, in body units (~12 px for a
+# 200 px shoulder width): the "few pixels" that separate micro-gesture classes.
+_BASE_AMPLITUDE = 0.06
+
 # Named targets for the right hand, relative to an anchor joint (the left hand
 # mirrors x). Neighbouring targets are ~0.08-0.15 body units apart (~15-30 px).
 _TARGETS: dict[str, tuple[str, tuple[float, float, float]]] = {
@@ -127,9 +131,26 @@ _TARGETS: dict[str, tuple[str, tuple[float, float, float]]] = {
 
 Part = Literal["hand", "hands", "head", "shoulders", "torso", "legs", "random"]
 Pattern = Literal[
-    "hold", "rub", "scratch", "tap", "circle", "pull", "sweep",
-    "nod", "down", "up", "tilt", "press", "shrug", "alternate", "breath",
-    "sway", "straighten", "shake", "cross", "illustrate",
+    "hold",
+    "rub",
+    "scratch",
+    "tap",
+    "circle",
+    "pull",
+    "sweep",
+    "nod",
+    "down",
+    "up",
+    "tilt",
+    "press",
+    "shrug",
+    "alternate",
+    "breath",
+    "sway",
+    "straighten",
+    "shake",
+    "cross",
+    "illustrate",
 ]
 Fingers = Literal["open", "up", "closed", "fidget"]
 
@@ -215,8 +236,40 @@ GESTURES: dict[str, tuple[GestureSpec, ...]] = {
 # MiGA'23 train_label.pkl; SMG official test_label.pkl, the only published SMG
 # histogram), floored so that every class occurs in every split.
 _HISTOGRAMS: dict[str, tuple[int, ...]] = {
-    "imigue": (10, 418, 39, 207, 80, 23, 64, 858, 87, 3, 302, 154, 97, 41, 28, 27,
-               322, 83, 2, 942, 170, 373, 657, 700, 11, 287, 87, 60, 1237, 6, 2272, 4023),
+    "imigue": (
+        10,
+        418,
+        39,
+        207,
+        80,
+        23,
+        64,
+        858,
+        87,
+        3,
+        302,
+        154,
+        97,
+        41,
+        28,
+        27,
+        322,
+        83,
+        2,
+        942,
+        170,
+        373,
+        657,
+        700,
+        11,
+        287,
+        87,
+        60,
+        1237,
+        6,
+        2272,
+        4023,
+    ),
     "smg": (13, 3, 15, 2, 49, 1, 3, 191, 243, 34, 8, 30, 4, 5, 2, 2, 9),
 }
 
@@ -304,7 +357,9 @@ def _smooth_noise(n: int, dims: int, rng: np.random.Generator, cutoff: float) ->
     kernel = np.hanning(2 * k + 1)
     kernel /= kernel.sum()
     y = np.stack([np.convolve(x[:, d], kernel, mode="same") for d in range(dims)], 1)[k:-k]
-    return y / (y.std(0, keepdims=True) + 1e-8)
+    # Divide by the filter's noise gain, not by the window's own spread: a window
+    # shorter than the filter barely varies, and rescaling it would blow it up.
+    return y / np.sqrt(np.square(kernel).sum())
 
 
 def _rot(axis: str, angle: np.ndarray) -> np.ndarray:
@@ -320,7 +375,9 @@ def _rot(axis: str, angle: np.ndarray) -> np.ndarray:
     return np.moveaxis(np.array(m), (0, 1), (-2, -1))
 
 
-def _solve_elbow(shoulder: np.ndarray, wrist: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
+def _solve_elbow(
+    shoulder: np.ndarray, wrist: np.ndarray, side: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Two-link inverse kinematics.
 
     Args:
@@ -360,8 +417,10 @@ class _Clip:
         self.subject = subject
         p = subject.proportions
         # Head joints scale about the neck (the origin): head size varies per person.
-        self.pos = {k: np.tile(np.array(v) * (p["head"] if k in _HEAD_JOINTS else 1.0), (n, 1))
-                    for k, v in _TEMPLATE.items()}
+        self.pos = {
+            k: np.tile(np.array(v) * (p["head"] if k in _HEAD_JOINTS else 1.0), (n, 1))
+            for k, v in _TEMPLATE.items()
+        }
         self.wrist = {s: np.tile(_REST_WRIST[s], (n, 1)) for s in "rl"}
         self.hand_dir = {s: None for s in "rl"}  # (n, 3) finger direction override
         self.spread = {s: np.ones(n) for s in "rl"}
@@ -407,8 +466,9 @@ def _pattern_offset(pattern: str, n: int, amp: float, rng: np.random.Generator) 
     return out
 
 
-def _hand_gesture(clip: _Clip, spec: GestureSpec, env: np.ndarray, amp: float,
-                  rng: np.random.Generator) -> None:
+def _hand_gesture(
+    clip: _Clip, spec: GestureSpec, env: np.ndarray, amp: float, rng: np.random.Generator
+) -> None:
     sides = ["r", "l"] if spec.part == "hands" else [clip.subject.dominant]
     off = _pattern_offset(spec.pattern, clip.n, amp, rng)
     for i, side in enumerate(sides):
@@ -429,26 +489,28 @@ def _hand_gesture(clip: _Clip, spec: GestureSpec, env: np.ndarray, amp: float,
             clip.hidden[side] = env > 0.6
 
 
-def _head_gesture(clip: _Clip, spec: GestureSpec, env: np.ndarray, amp: float,
-                  rng: np.random.Generator) -> None:
+def _head_gesture(
+    clip: _Clip, spec: GestureSpec, env: np.ndarray, amp: float, rng: np.random.Generator
+) -> None:
     n = clip.n
     t = np.arange(n, dtype=float)
+    k = amp / _BASE_AMPLITUDE  # head angles in radians at the default amplitude
     pitch = np.zeros(n)
     roll = np.zeros(n)
     shift = np.zeros((n, 3))
     if spec.pattern == "down":  # turtle: head sinks, shoulders rise
-        pitch = 0.25 * amp / 0.06 * 0.35 * env
+        pitch = 0.09 * k * env
         shift[:, 1] = 1.6 * amp * env
         for s in ("r_shoulder", "l_shoulder"):
             clip.pos[s][:, 1] -= 1.2 * amp * env
     elif spec.pattern == "up":
-        pitch = -0.45 * amp / 0.06 * 0.4 * env
+        pitch = -0.18 * k * env
     elif spec.pattern == "press":  # lips pressed: small fast chin tremor
-        pitch = 0.16 * amp / 0.06 * env * np.sin(2 * np.pi * t / rng.uniform(4, 6))
+        pitch = 0.16 * k * env * np.sin(2 * np.pi * t / rng.uniform(4, 6))
     elif spec.pattern == "nod":
-        pitch = 0.3 * amp / 0.06 * env * np.sin(2 * np.pi * t / rng.uniform(10, 14))
+        pitch = 0.3 * k * env * np.sin(2 * np.pi * t / rng.uniform(10, 14))
     elif spec.pattern == "tilt":
-        roll = 0.3 * amp / 0.06 * env
+        roll = 0.3 * k * env
     _move_head(clip, pitch, roll, shift)
 
 
@@ -460,8 +522,9 @@ def _move_head(clip: _Clip, pitch: np.ndarray, roll: np.ndarray, shift: np.ndarr
         clip.pos[k] = pivot + np.einsum("nij,nj->ni", rot, rel) + shift
 
 
-def _body_gesture(clip: _Clip, spec: GestureSpec, env: np.ndarray, amp: float,
-                  rng: np.random.Generator) -> None:
+def _body_gesture(
+    clip: _Clip, spec: GestureSpec, env: np.ndarray, amp: float, rng: np.random.Generator
+) -> None:
     n = clip.n
     t = np.arange(n, dtype=float)
     if spec.part == "shoulders":
@@ -509,8 +572,12 @@ def _illustrate(clip: _Clip, env: np.ndarray, rng: np.random.Generator) -> None:
         path = centre + 0.3 * _smooth_noise(clip.n, 3, rng, cutoff=0.12) * np.array([1, 1, 0.3])
         clip.wrist[side] = clip.wrist[side] * (1 - env[:, None]) + path * env[:, None]
     if rng.random() < 0.5:
-        _move_head(clip, 0.15 * env * np.sin(np.arange(clip.n) / 3.0), np.zeros(clip.n),
-                   np.zeros((clip.n, 3)))
+        _move_head(
+            clip,
+            0.15 * env * np.sin(np.arange(clip.n) / 3.0),
+            np.zeros(clip.n),
+            np.zeros((clip.n, 3)),
+        )
 
 
 def _finish(clip: _Clip, rng: np.random.Generator, noise: float) -> dict[str, np.ndarray]:
@@ -550,8 +617,9 @@ def _finish(clip: _Clip, rng: np.random.Generator, noise: float) -> dict[str, np
     return pos
 
 
-def render_clip(spec: GestureSpec, n: int, subject: _Subject, amplitude: float,
-                noise: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def render_clip(
+    spec: GestureSpec, n: int, subject: _Subject, amplitude: float, noise: float
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Animate one clip.
 
     Args:
@@ -590,24 +658,92 @@ def _idle(n: int, subject: _Subject, noise: float) -> tuple[dict[str, np.ndarray
 # Layouts
 # ----------------------------------------------------------------------------
 
-_BODY25 = ("nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow",
-           "l_wrist", "mid_hip", "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle",
-           "r_eye", "l_eye", "r_ear", "l_ear", "l_bigtoe", "l_smalltoe", "l_heel",
-           "r_bigtoe", "r_smalltoe", "r_heel")
+_BODY25 = (
+    "nose",
+    "neck",
+    "r_shoulder",
+    "r_elbow",
+    "r_wrist",
+    "l_shoulder",
+    "l_elbow",
+    "l_wrist",
+    "mid_hip",
+    "r_hip",
+    "r_knee",
+    "r_ankle",
+    "l_hip",
+    "l_knee",
+    "l_ankle",
+    "r_eye",
+    "l_eye",
+    "r_ear",
+    "l_ear",
+    "l_bigtoe",
+    "l_smalltoe",
+    "l_heel",
+    "r_bigtoe",
+    "r_smalltoe",
+    "r_heel",
+)
 # MiGA'23 light_hand order: BODY_25, RightFinger1..5 (on RWrist), LeftFinger1..5.
-_LIGHT_HAND_35 = (*_BODY25, *(f"r_finger{i}" for i in range(1, 6)),
-                  *(f"l_finger{i}" for i in range(1, 6)))
+_LIGHT_HAND_35 = (
+    *_BODY25,
+    *(f"r_finger{i}" for i in range(1, 6)),
+    *(f"l_finger{i}" for i in range(1, 6)),
+)
 # Kinect v2 JointType order (datasets.md §1.3).
-_KINECT_25 = ("mid_hip", "spine_mid", "neck", "head", "l_shoulder", "l_elbow", "l_wrist",
-              "l_hand", "r_shoulder", "r_elbow", "r_wrist", "r_hand", "l_hip", "l_knee",
-              "l_ankle", "l_bigtoe", "r_hip", "r_knee", "r_ankle", "r_bigtoe",
-              "spine_shoulder", "l_handtip", "l_thumb", "r_handtip", "r_thumb")
-_LEGS = {"r_knee", "r_ankle", "l_knee", "l_ankle", "l_bigtoe", "l_smalltoe", "l_heel",
-         "r_bigtoe", "r_smalltoe", "r_heel", "mid_hip", "r_hip", "l_hip"}
+_KINECT_25 = (
+    "mid_hip",
+    "spine_mid",
+    "neck",
+    "head",
+    "l_shoulder",
+    "l_elbow",
+    "l_wrist",
+    "l_hand",
+    "r_shoulder",
+    "r_elbow",
+    "r_wrist",
+    "r_hand",
+    "l_hip",
+    "l_knee",
+    "l_ankle",
+    "l_bigtoe",
+    "r_hip",
+    "r_knee",
+    "r_ankle",
+    "r_bigtoe",
+    "spine_shoulder",
+    "l_handtip",
+    "l_thumb",
+    "r_handtip",
+    "r_thumb",
+)
+_LEGS = {
+    "r_knee",
+    "r_ankle",
+    "l_knee",
+    "l_ankle",
+    "l_bigtoe",
+    "l_smalltoe",
+    "l_heel",
+    "r_bigtoe",
+    "r_smalltoe",
+    "r_heel",
+    "mid_hip",
+    "r_hip",
+    "l_hip",
+}
 
 
-def _to_imigue(pos: dict[str, np.ndarray], hidden: dict[str, np.ndarray], subj: _Subject,
-               noise: float, missing: float, rng: np.random.Generator) -> np.ndarray:
+def _to_imigue(
+    pos: dict[str, np.ndarray],
+    hidden: dict[str, np.ndarray],
+    subj: _Subject,
+    noise: float,
+    missing: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Project to the 35-joint light_hand layout: ``(n, 35, 3)`` pixel x, y, confidence."""
     xyz = np.stack([pos[k] for k in _LIGHT_HAND_35], 1)
     n, v = xyz.shape[:2]
@@ -621,9 +757,14 @@ def _to_imigue(pos: dict[str, np.ndarray], hidden: dict[str, np.ndarray], subj: 
     legs = np.array([k in _LEGS for k in _LIGHT_HAND_35])
     drop[:, legs] |= rng.random((n, int(legs.sum()))) < 0.7
     for s in "rl":
-        side = np.array([k.startswith(s + "_") and k.split("_")[1] in
-                         ("wrist", "finger1", "finger2", "finger3", "finger4", "finger5")
-                         for k in _LIGHT_HAND_35])
+        side = np.array(
+            [
+                k.startswith(s + "_")
+                and k.split("_")[1]
+                in ("wrist", "finger1", "finger2", "finger3", "finger4", "finger5")
+                for k in _LIGHT_HAND_35
+            ]
+        )
         drop[np.ix_(hidden[s], side)] = True
     # Whole-hand dropouts: OpenPose often loses a hand for a few frames.
     for s in "rl":
@@ -635,30 +776,51 @@ def _to_imigue(pos: dict[str, np.ndarray], hidden: dict[str, np.ndarray], subj: 
     return out.astype(np.float32)
 
 
-def _to_smg(pos: dict[str, np.ndarray], hidden: dict[str, np.ndarray], subj: _Subject,
-            noise: float, missing: float, rng: np.random.Generator) -> np.ndarray:
+def _to_smg(
+    pos: dict[str, np.ndarray],
+    hidden: dict[str, np.ndarray],
+    subj: _Subject,
+    noise: float,
+    missing: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Project to the Kinect-v2 SMG row layout: ``(n, 25, 11)``."""
     xyz = np.stack([pos[k] for k in _KINECT_25], 1)
     n, v = xyz.shape[:2]
     metres = 0.38 * subj.scale / 200.0  # ~0.38 m shoulder width for an average subject
     depth0 = 2.3 + (subj.origin[0] - 960.0) / 2000.0
-    world = np.stack([xyz[..., 0] * metres + (subj.origin[0] - 960) / 1500.0,
-                      -xyz[..., 1] * metres + 0.35,
-                      depth0 - xyz[..., 2] * metres], -1)
+    world = np.stack(
+        [
+            xyz[..., 0] * metres + (subj.origin[0] - 960) / 1500.0,
+            -xyz[..., 1] * metres + 0.35,
+            depth0 - xyz[..., 2] * metres,
+        ],
+        -1,
+    )
     world = world + rng.normal(0, 0.012 * noise * metres, world.shape)
     f = 1060.0
-    pix = np.stack([960.0 + f * world[..., 0] / world[..., 2],
-                    540.0 - f * world[..., 1] / world[..., 2]], -1)
-    depth_px = np.stack([256.0 + 366.0 * world[..., 0] / world[..., 2],
-                         212.0 - 366.0 * world[..., 1] / world[..., 2]], -1)
+    pix = np.stack(
+        [960.0 + f * world[..., 0] / world[..., 2], 540.0 - f * world[..., 1] / world[..., 2]], -1
+    )
+    depth_px = np.stack(
+        [
+            256.0 + 366.0 * world[..., 0] / world[..., 2],
+            212.0 - 366.0 * world[..., 1] / world[..., 2],
+        ],
+        -1,
+    )
     quat = np.zeros((n, v, 4))
     quat[..., 0] = 1.0
     out = np.concatenate([world, quat, pix, depth_px], -1)
     # Kinect keeps tracking hidden joints ("inferred"): it does not emit zeros,
     # it guesses, so occluded hands get a large jitter instead of vanishing.
     for s in "rl":
-        side = np.array([k.startswith(s + "_") and k.split("_")[1] in
-                         ("wrist", "hand", "handtip", "thumb") for k in _KINECT_25])
+        side = np.array(
+            [
+                k.startswith(s + "_") and k.split("_")[1] in ("wrist", "hand", "handtip", "thumb")
+                for k in _KINECT_25
+            ]
+        )
         idx = np.ix_(hidden[s], side)
         out[..., :3][idx] += rng.normal(0, 0.05, out[..., :3][idx].shape)
     drop = rng.random((n, v)) < missing * 0.25  # lost tracking: rare on Kinect
@@ -683,8 +845,11 @@ def _make_subject(sid: int, rng: np.random.Generator, cfg: SynthMGConfig) -> _Su
         sid=sid,
         scale=float(rng.uniform(150, 260)),
         origin=np.array([rng.uniform(780, 1140), rng.uniform(380, 520)]),
-        proportions={"arm": float(rng.uniform(0.92, 1.08)), "head": float(rng.uniform(0.9, 1.1)),
-                     "hand": float(rng.uniform(0.85, 1.15))},
+        proportions={
+            "arm": float(rng.uniform(0.92, 1.08)),
+            "head": float(rng.uniform(0.9, 1.1)),
+            "hand": float(rng.uniform(0.85, 1.15)),
+        },
         dominant="l" if rng.random() < cfg.left_handed else "r",
         style=float(rng.uniform(0.8, 1.25)),
         conf_level=float(rng.uniform(0.55, 0.9)),
@@ -699,8 +864,9 @@ def _write_csv(path: Path, rows: np.ndarray, line: str) -> None:
         f.write("\n")
 
 
-def _render_video(subj: _Subject, labels: np.ndarray, cfg: SynthMGConfig,
-                  specs: Sequence[GestureSpec]) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+def _render_video(
+    subj: _Subject, labels: np.ndarray, cfg: SynthMGConfig, specs: Sequence[GestureSpec]
+) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
     """Render one long sequence with the given clip labels in order.
 
     Returns:
@@ -709,7 +875,7 @@ def _render_video(subj: _Subject, labels: np.ndarray, cfg: SynthMGConfig,
     """
     rng = subj.rng
     noise = 0.5 + cfg.difficulty
-    amplitude = 0.06 * (1.5 - cfg.difficulty)
+    amplitude = _BASE_AMPLITUDE * (1.5 - cfg.difficulty)
     project = _to_imigue if cfg.layout == "imigue" else _to_smg
     chunks, clips, t = [], [], 0
     for label in labels:
@@ -769,20 +935,29 @@ def generate_synthmg(out: str | Path, config: SynthMGConfig | None = None, **kwa
                     folder = out / _IMIGUE_DIRS[split] / name
                     folder.mkdir(parents=True, exist_ok=True)
                     rows = np.concatenate(
-                        [np.arange(len(frames))[:, None], frames.reshape(len(frames), -1)], 1)
-                    _write_csv(folder / f"{name}_light_hand.csv", rows,
-                               "%d" + ",%.1f,%.1f,%.3f" * 35)
-                    _write_label_csv(folder / f"{name}_label.csv",
-                                     [(imigue_label_to_raw(c), s, e) for c, s, e in clips])
+                        [np.arange(len(frames))[:, None], frames.reshape(len(frames), -1)], 1
+                    )
+                    _write_csv(
+                        folder / f"{name}_light_hand.csv", rows, "%d" + ",%.1f,%.1f,%.3f" * 35
+                    )
+                    _write_label_csv(
+                        folder / f"{name}_label.csv",
+                        [(imigue_label_to_raw(c), s, e) for c, s, e in clips],
+                    )
                 else:
                     name = f"Sample{sid:04d}"
                     folder = out / name
                     folder.mkdir(parents=True, exist_ok=True)
-                    _write_csv(folder / f"{name}_skeleton.csv",
-                               frames.reshape(len(frames), -1), ",".join(["%.5g"] * 275))
+                    _write_csv(
+                        folder / f"{name}_skeleton.csv",
+                        frames.reshape(len(frames), -1),
+                        ",".join(["%.5g"] * 275),
+                    )
                     # SMG finelabels: end exclusive (the official gendata slices [start, end)).
-                    _write_label_csv(folder / f"{name}_finelabels.csv",
-                                     [(smg_label_to_raw(c), s, e + 1) for c, s, e in clips])
+                    _write_label_csv(
+                        folder / f"{name}_finelabels.csv",
+                        [(smg_label_to_raw(c), s, e + 1) for c, s, e in clips],
+                    )
                     (folder / f"{name}_data.csv").write_text(f"{len(frames)},30,4500\n")
                 meta["videos"][name] = {"subject": sid, "split": split}
         meta["class_counts"][split] = counts.tolist()
@@ -790,10 +965,12 @@ def generate_synthmg(out: str | Path, config: SynthMGConfig | None = None, **kwa
     return out
 
 
-_IMIGUE_DIRS = {"train": "imigue_skeleton_train", "val": "imigue_skeleton_validate",
-                "test": "imigue_skeleton_test"}
+_IMIGUE_DIRS = {
+    "train": "imigue_skeleton_train",
+    "val": "imigue_skeleton_validate",
+    "test": "imigue_skeleton_test",
+}
 
 
 def _write_label_csv(path: Path, rows: Sequence[tuple[int, int, int]]) -> None:
     path.write_text("".join(f"{a},{b},{c}\n" for a, b, c in rows))
-

@@ -207,8 +207,9 @@ class MicroGestureDataModule(LightningDataModule):
         if split not in self.records:
             records = self.load_records(split)
             if not records:
-                raise ValueError(f"{type(self).__name__}: split {split!r} under {self.root} "
-                                 "has no clips")
+                raise ValueError(
+                    f"{type(self).__name__}: split {split!r} under {self.root} has no clips"
+                )
             self._check_labels(records, split)
             self.records[split] = records
             log.info("%s %s: %d clips", type(self).__name__, split, len(records))
@@ -218,20 +219,25 @@ class MicroGestureDataModule(LightningDataModule):
         bad = [r for r in records if not 0 <= r.label < self.num_classes]
         if bad:
             r = bad[0]
-            raise ValueError(f"{len(bad)} clip(s) of split {split!r} have labels outside "
-                             f"0..{self.num_classes - 1}, e.g. {r.sample_id} ({r.source}): "
-                             f"{r.label}")
+            raise ValueError(
+                f"{len(bad)} clip(s) of split {split!r} have labels outside "
+                f"0..{self.num_classes - 1}, e.g. {r.sample_id} ({r.source}): "
+                f"{r.label}"
+            )
 
     def setup(self, stage: str) -> None:
         """Read the splits the stage needs (once; later stages reuse them)."""
         needed: dict[str, tuple[Split, ...]] = {
-            "fit": ("train", "val"), "validate": ("val",), "test": ("test",),
+            "fit": ("train", "val"),
+            "validate": ("val",),
+            "test": ("test",),
             "predict": (self.predict_split,),
         }
         for split in needed.get(stage, _SPLITS):
             if split not in self.datasets:
                 self.datasets[split] = SkeletonClipDataset(
-                    self._get_records(split), self.transform_config(train=split == "train"),
+                    self._get_records(split),
+                    self.transform_config(train=split == "train"),
                     train=split == "train",
                 )
 

@@ -50,8 +50,9 @@ class IMiGUEDataModule(MicroGestureDataModule):
     parent_layout = "imigue_light_hand_35"
     default_keypoints = "imigue_miga_22"
 
-    def __init__(self, root: str | Path, split_scheme: Literal["folders", "miga"] = "folders",
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, root: str | Path, split_scheme: Literal["folders", "miga"] = "folders", **kwargs: Any
+    ) -> None:
         super().__init__(root, **kwargs)
         if split_scheme not in ("folders", "miga"):
             raise ValueError(f"split_scheme must be 'folders' or 'miga', got {split_scheme!r}")
@@ -72,8 +73,11 @@ class IMiGUEDataModule(MicroGestureDataModule):
         if missing:
             import warnings
 
-            warnings.warn(f"{len(missing)} MiGA {split} videos are missing under {self.root}: "
-                          f"{missing[:10]}{' ...' if len(missing) > 10 else ''}", stacklevel=2)
+            warnings.warn(
+                f"{len(missing)} MiGA {split} videos are missing under {self.root}: "
+                f"{missing[:10]}{' ...' if len(missing) > 10 else ''}",
+                stacklevel=2,
+            )
         records: list[ClipRecord] = []
         for vid in wanted:
             if vid in found:

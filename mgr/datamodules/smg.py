@@ -72,8 +72,10 @@ class SMGDataModule(MicroGestureDataModule):
         for other in ("val", "test"):
             overlap = train & set(self.subjects[other])
             if overlap:
-                raise ValueError(f"subjects {sorted(overlap)} are in both train and {other}: "
-                                 "SMG is evaluated cross-subject")
+                raise ValueError(
+                    f"subjects {sorted(overlap)} are in both train and {other}: "
+                    "SMG is evaluated cross-subject"
+                )
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -82,5 +84,10 @@ class SMGDataModule(MicroGestureDataModule):
 
     def load_records(self, split: Split) -> list[ClipRecord]:
         """Read one split's clips (subjects of the chosen preset)."""
-        return load_smg_split(self.root, self.subjects[split], coords=self.coords,
-                              end_inclusive=self.end_inclusive, on_error=self.on_error)
+        return load_smg_split(
+            self.root,
+            self.subjects[split],
+            coords=self.coords,
+            end_inclusive=self.end_inclusive,
+            on_error=self.on_error,
+        )

@@ -79,9 +79,7 @@ class Recognizer(LightningModule):
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         if class_names is not None and len(class_names) != num_classes:
-            raise ValueError(
-                f"{len(class_names)} class names given for num_classes={num_classes}"
-            )
+            raise ValueError(f"{len(class_names)} class names given for num_classes={num_classes}")
         if test_average not in ("prob", "logit"):
             raise ValueError(f"test_average must be 'prob' or 'logit', got {test_average!r}")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
@@ -126,7 +124,11 @@ class Recognizer(LightningModule):
                 "top5": MulticlassAccuracy(k, top_k=min(5, k), average="micro"),
                 "macro_f1": MulticlassF1Score(k, average="macro"),
                 "mean_class_acc": MulticlassAccuracy(k, average="macro"),
-            }
+            },
+            # Compute groups merge metrics whose states are equal after the first
+            # update: top-1 and top-5 then share state for the rest of the epoch
+            # whenever the first batch is classified perfectly.
+            compute_groups=False,
         )
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
@@ -170,8 +172,9 @@ class Recognizer(LightningModule):
         """
         missing = [k for k in self.input_keys if k not in batch]
         if missing:
-            raise KeyError(f"{type(self).__name__} needs batch keys {missing}, "
-                           f"the batch has {sorted(batch)}")
+            raise KeyError(
+                f"{type(self).__name__} needs batch keys {missing}, the batch has {sorted(batch)}"
+            )
         views = self._num_views(batch)
         if views is None:
             return self.forward_head(self.forward_features(batch))
@@ -193,8 +196,10 @@ class Recognizer(LightningModule):
             if key in MODALITY_NDIM and torch.is_tensor(x):
                 extra = x.ndim - MODALITY_NDIM[key]
                 if extra not in (0, 1):
-                    raise ValueError(f"batch[{key!r}] has shape {tuple(x.shape)}; expected "
-                                     f"{MODALITY_NDIM[key]} dims (or one more for views)")
+                    raise ValueError(
+                        f"batch[{key!r}] has shape {tuple(x.shape)}; expected "
+                        f"{MODALITY_NDIM[key]} dims (or one more for views)"
+                    )
                 views.add(x.shape[1] if extra else None)
         if len(views) > 1:
             raise ValueError(f"inputs disagree on the number of test-time views: {views}")
@@ -212,8 +217,12 @@ class Recognizer(LightningModule):
         """Update validation loss and metrics."""
         logits = self(batch)
         labels = batch["label"]
-        self.log("val/loss", nn.functional.cross_entropy(logits, labels),
-                 batch_size=len(labels), sync_dist=True)
+        self.log(
+            "val/loss",
+            nn.functional.cross_entropy(logits, labels),
+            batch_size=len(labels),
+            sync_dist=True,
+        )
         self.val_metrics.update(logits, labels)
         self.log_dict(self.val_metrics, batch_size=len(labels), prog_bar=True)
 
@@ -233,8 +242,11 @@ class Recognizer(LightningModule):
             "label": (B,)}`` (labels as given by the datamodule, ``-1`` if unknown).
         """
         logits = self(batch)
-        out = {"sample_id": list(batch.get("sample_id", [])), "logits": logits.float(),
-               "probs": logits.float().softmax(-1)}
+        out = {
+            "sample_id": list(batch.get("sample_id", [])),
+            "logits": logits.float(),
+            "probs": logits.float().softmax(-1),
+        }
         if "label" in batch:
             out["label"] = batch["label"]
         return out
@@ -258,17 +270,20 @@ class Recognizer(LightningModule):
                 w.writerow([i, name, int(support[i]), acc])
         png = out_dir / "confusion_matrix.png"
         _plot_confusion(cm, names, png)
-        metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items()
-                   if k.startswith("test/")}
+        metrics = {
+            k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("test/")
+        }
         ckpt = getattr(self.trainer, "ckpt_path", None)
         lines = ["", "mgr test summary"]
         for key in ("top1", "top5", "macro_f1", "mean_class_acc"):
             if f"test/{key}" in metrics:
                 lines.append(f"  test {key:<15s} {metrics[f'test/{key}']:.4f}")
-        lines += [f"  samples             {int(cm.sum())}",
-                  f"  checkpoint          {ckpt or '(weights in memory)'}",
-                  f"  confusion matrix    {png}",
-                  f"  per-class accuracy  {out_dir / 'per_class_accuracy.csv'}"]
+        lines += [
+            f"  samples             {int(cm.sum())}",
+            f"  checkpoint          {ckpt or '(weights in memory)'}",
+            f"  confusion matrix    {png}",
+            f"  per-class accuracy  {out_dir / 'per_class_accuracy.csv'}",
+        ]
         rank_zero_info("\n".join(lines))
 
     # ------------------------------------------------------------------ setup
@@ -287,20 +302,25 @@ class Recognizer(LightningModule):
                 )
         n = getattr(dm, "num_classes", None)
         if n is not None and n != self.hparams.num_classes:
-            raise ValueError(f"{type(dm).__name__} has {n} classes but the model was built "
-                             f"for num_classes={self.hparams.num_classes}")
+            raise ValueError(
+                f"{type(dm).__name__} has {n} classes but the model was built "
+                f"for num_classes={self.hparams.num_classes}"
+            )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint trained on other classes, before any size-mismatch error."""
         hp = checkpoint.get("hyper_parameters", {})
         theirs, ours = hp.get("num_classes"), self.hparams.num_classes
         if theirs is not None and theirs != ours:
-            raise ValueError(f"checkpoint was trained with num_classes={theirs}, this model "
-                             f"has num_classes={ours}")
+            raise ValueError(
+                f"checkpoint was trained with num_classes={theirs}, this model "
+                f"has num_classes={ours}"
+            )
         their_names, our_names = hp.get("class_names"), self.hparams.get("class_names")
         if their_names and our_names and list(their_names) != list(our_names):
-            diff = [i for i, (a, b) in enumerate(zip(their_names, our_names, strict=True))
-                    if a != b]
+            diff = [
+                i for i, (a, b) in enumerate(zip(their_names, our_names, strict=True)) if a != b
+            ]
             raise ValueError(
                 f"checkpoint class names differ from this model's at ids {diff[:5]} "
                 f"(e.g. {their_names[diff[0]]!r} vs {our_names[diff[0]]!r})"

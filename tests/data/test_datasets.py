@@ -14,8 +14,9 @@ V, C = 5, 3
 
 def encoded_keypoint(num_frames: int, num_joints: int = V, channels: int = C) -> np.ndarray:
     """(T, V, C) with value 100*t + 10*v + c + 1: every entry says where it came from."""
-    t, v, c = np.meshgrid(np.arange(num_frames), np.arange(num_joints), np.arange(channels),
-                          indexing="ij")
+    t, v, c = np.meshgrid(
+        np.arange(num_frames), np.arange(num_joints), np.arange(channels), indexing="ij"
+    )
     return (100.0 * t + 10.0 * v + c + 1).astype(np.float32)
 
 
@@ -25,9 +26,15 @@ def decode_frames(skeleton: torch.Tensor, joint: int = 0) -> np.ndarray:
 
 
 def make_record(keypoint: np.ndarray, sample_id: str = "0007_3", label: int = 4) -> ClipRecord:
-    return ClipRecord(sample_id=sample_id, label=label, keypoint=keypoint, video_id="0007",
-                      start=10, end=10 + len(keypoint) - 1,
-                      source="/data/imigue_skeleton_train/0007/0007_light_hand.csv")
+    return ClipRecord(
+        sample_id=sample_id,
+        label=label,
+        keypoint=keypoint,
+        video_id="0007",
+        start=10,
+        end=10 + len(keypoint) - 1,
+        source="/data/imigue_skeleton_train/0007/0007_light_hand.csv",
+    )
 
 
 def reference_test_indices(num_frames: int, clip_len: int, num_clips: int) -> np.ndarray:
@@ -62,9 +69,9 @@ def manual_flip(view: torch.Tensor, perm) -> torch.Tensor:
 
 def test_eval_item_contract_and_layout():
     kp = encoded_keypoint(20)
-    ds = SkeletonClipDataset([make_record(kp)], SkeletonTransformConfig(clip_len=8,
-                                                                        normalize=False),
-                             train=False)
+    ds = SkeletonClipDataset(
+        [make_record(kp)], SkeletonTransformConfig(clip_len=8, normalize=False), train=False
+    )
     assert len(ds) == 1
     item = ds[0]
     assert set(item) == {"skeleton", "label", "sample_id"}
@@ -96,10 +103,12 @@ def test_eval_multi_clip_views_follow_the_test_sampler(num_frames):
 def test_eval_test_flip_views(num_clips):
     perm = (0, 2, 1, 4, 3)
     kp = encoded_keypoint(30)
-    base = SkeletonTransformConfig(clip_len=6, normalize=False, num_clips=num_clips,
-                                   flip_permutation=perm)
-    flipped = SkeletonTransformConfig(clip_len=6, normalize=False, num_clips=num_clips,
-                                      flip_permutation=perm, test_flip=True)
+    base = SkeletonTransformConfig(
+        clip_len=6, normalize=False, num_clips=num_clips, flip_permutation=perm
+    )
+    flipped = SkeletonTransformConfig(
+        clip_len=6, normalize=False, num_clips=num_clips, flip_permutation=perm, test_flip=True
+    )
     plain = SkeletonClipDataset([make_record(kp)], base, train=False)[0]["skeleton"]
     sk = SkeletonClipDataset([make_record(kp)], flipped, train=False)[0]["skeleton"]
     assert tuple(sk.shape) == (2 * num_clips, C, 6, V, 1)
@@ -147,8 +156,14 @@ def test_joint_subset_selection():
 def test_joint_subset_centre_and_flip_use_kept_indices():
     kp = np.random.default_rng(1).uniform(1, 9, size=(10, 8, 2)).astype(np.float32)
     joints = (5, 1, 7)
-    cfg = SkeletonTransformConfig(clip_len=10, joints=joints, center=1, center_mode="frame",
-                                  flip_permutation=(0, 1, 2), test_flip=True)
+    cfg = SkeletonTransformConfig(
+        clip_len=10,
+        joints=joints,
+        center=1,
+        center_mode="frame",
+        flip_permutation=(0, 1, 2),
+        test_flip=True,
+    )
     sk = SkeletonClipDataset([make_record(kp)], cfg, train=False)[0]["skeleton"].numpy()
     assert sk.shape == (2, 2, 10, 3, 1)
     # n == clip_len: every frame in order; centre = original joint 1 (kept index 1)
@@ -163,8 +178,9 @@ def test_joint_subset_centre_and_flip_use_kept_indices():
 
 def test_train_is_reproducible_under_manual_seed():
     kp = encoded_keypoint(40)
-    cfg = SkeletonTransformConfig(clip_len=8, normalize=False, flip_prob=0.5,
-                                  flip_permutation=(0, 2, 1, 4, 3))
+    cfg = SkeletonTransformConfig(
+        clip_len=8, normalize=False, flip_prob=0.5, flip_permutation=(0, 2, 1, 4, 3)
+    )
     ds = SkeletonClipDataset([make_record(kp)], cfg, train=True)
     outs = []
     for seed in (0, 0, 1, 2, 3, 4):
@@ -179,9 +195,9 @@ def test_train_is_reproducible_under_manual_seed():
 @pytest.mark.parametrize("num_frames", [5, 12, 40])
 def test_train_sampling_properties(num_frames):
     kp = encoded_keypoint(num_frames)
-    ds = SkeletonClipDataset([make_record(kp)], SkeletonTransformConfig(clip_len=8,
-                                                                        normalize=False),
-                             train=True)
+    ds = SkeletonClipDataset(
+        [make_record(kp)], SkeletonTransformConfig(clip_len=8, normalize=False), train=True
+    )
     for seed in range(10):
         torch.manual_seed(seed)
         sk = ds[0]["skeleton"]
@@ -195,16 +211,17 @@ def test_train_sampling_properties(num_frames):
         else:
             assert np.all((frames[1:] - frames[:-1]) % num_frames == 1)
         # each time step is one whole frame of the record
-        np.testing.assert_array_equal(sk[..., 0].numpy(),
-                                      np.transpose(kp[frames], (2, 0, 1)))
+        np.testing.assert_array_equal(sk[..., 0].numpy(), np.transpose(kp[frames], (2, 0, 1)))
 
 
 def test_train_flip_prob_one_always_flips():
     perm = (0, 2, 1, 4, 3)
     kp = encoded_keypoint(16)
-    ds = SkeletonClipDataset([make_record(kp)],
-                             SkeletonTransformConfig(clip_len=16, normalize=False, flip_prob=1.0,
-                                                     flip_permutation=perm), train=True)
+    ds = SkeletonClipDataset(
+        [make_record(kp)],
+        SkeletonTransformConfig(clip_len=16, normalize=False, flip_prob=1.0, flip_permutation=perm),
+        train=True,
+    )
     torch.manual_seed(0)
     sk = ds[0]["skeleton"]
     # n == clip_len: the frames are 0..15 in order; joint v holds joint perm[v], x negated
@@ -229,9 +246,9 @@ def test_flip_needs_a_permutation():
 def test_bad_record_error_names_sample_and_file(train, normalize):
     good = make_record(encoded_keypoint(12), sample_id="0001_0")
     bad = make_record(np.zeros((0, V, C), dtype=np.float32), sample_id="0042_17")
-    ds = SkeletonClipDataset([good, bad], SkeletonTransformConfig(clip_len=8,
-                                                                  normalize=normalize),
-                             train=train)
+    ds = SkeletonClipDataset(
+        [good, bad], SkeletonTransformConfig(clip_len=8, normalize=normalize), train=train
+    )
     ds[0]  # the good one loads
     with pytest.raises(RuntimeError) as info:
         ds[1]

@@ -55,9 +55,9 @@ def test_flip_mirrors_x_and_swaps_left_and_right(synth_imigue):
         items.append(dm.datasets["train"][4]["skeleton"])
     plain, flipped = items
     lay = IMIGUE_MIGA_22
-    r, l = lay.index("RWrist"), lay.index("LWrist")
-    torch.testing.assert_close(flipped[0, :, r], -plain[0, :, l])
-    torch.testing.assert_close(flipped[1:, :, r], plain[1:, :, l])
+    rw, lw = lay.index("RWrist"), lay.index("LWrist")
+    torch.testing.assert_close(flipped[0, :, rw], -plain[0, :, lw])
+    torch.testing.assert_close(flipped[1:, :, rw], plain[1:, :, lw])
     nose = lay.index("Nose")
     torch.testing.assert_close(flipped[0, :, nose], -plain[0, :, nose])
 
@@ -81,8 +81,11 @@ def test_centre_normalisation(synth_imigue):
 def test_miga_split_scheme_uses_the_video_lists(synth_imigue, tmp_path):
     # Rename three synthetic videos to ids of the MiGA'23 train / val / test lists.
     src = sorted((synth_imigue / "imigue_skeleton_train").iterdir())[0]
-    for vid, folder in (("0012", "imigue_skeleton_train"), ("0001", "imigue_skeleton_train"),
-                        ("0054", "imigue_skeleton_test")):
+    for vid, folder in (
+        ("0012", "imigue_skeleton_train"),
+        ("0001", "imigue_skeleton_train"),
+        ("0054", "imigue_skeleton_test"),
+    ):
         dst = tmp_path / folder / vid
         dst.mkdir(parents=True)
         for f in src.iterdir():

@@ -26,13 +26,23 @@ def test_splits_are_by_subject(synth_smg):
 
 def test_presets_and_errors(synth_smg):
     dm = SMGDataModule(synth_smg)
-    assert dm.subjects["train"] == list(range(1, 31)) and dm.subjects["test"] == [36, 37, 38, 39, 40]
+    assert dm.subjects["train"] == list(range(1, 31)) and dm.subjects["test"] == [
+        36,
+        37,
+        38,
+        39,
+        40,
+    ]
     off = SMGDataModule(synth_smg, split="official")
-    assert off.subjects["train"] == list(range(1, 36)) and off.subjects["val"] == off.subjects["test"]
+    assert (
+        off.subjects["train"] == list(range(1, 36)) and off.subjects["val"] == off.subjects["test"]
+    )
     with pytest.raises(ValueError, match="both train and test"):
         SMGDataModule(synth_smg, train_subjects=[1, 4], test_subjects=[4])
     with pytest.raises(FileNotFoundError, match="5"):
-        SMGDataModule(synth_smg, train_subjects=[1, 5], val_subjects=[3], test_subjects=[4]).setup("fit")
+        SMGDataModule(synth_smg, train_subjects=[1, 5], val_subjects=[3], test_subjects=[4]).setup(
+            "fit"
+        )
 
 
 def test_histogram(synth_smg):

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import csv
+import errno
+import math
+import os
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["ClipRecord", "DataFormatError"]
+__all__ = ["ClipRecord", "DataFormatError", "OnError", "PathLike"]
+
+PathLike = str | os.PathLike[str]
+OnError = Literal["raise", "warn"]
 
 
 class DataFormatError(ValueError):
@@ -46,3 +58,273 @@ class ClipRecord:
     def num_frames(self) -> int:
         """Number of frames ``T`` of the clip."""
         return int(self.keypoint.shape[0])
+
+
+# Csv helpers shared by the iMiGUE and SMG readers.
+
+
+def _check_on_error(on_error: str) -> None:
+    if on_error not in ("raise", "warn"):
+        raise ValueError(f"on_error must be 'raise' or 'warn', got {on_error!r}")
+
+
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+
+
+def _require_dir(path: Path) -> None:
+    if not path.is_dir():
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+
+
+def _subdir_names(path: Path) -> list[str]:
+    """Sorted names of the folders directly under ``path`` (for error messages)."""
+    if not path.is_dir():
+        return []
+    return sorted(p.name for p in path.iterdir() if p.is_dir())
+
+
+def _read_text_rows(path: Path) -> list[list[str]]:
+    """Non-blank rows of a small headerless csv, split into cells."""
+    _require_file(path)
+    try:
+        # utf-8-sig: tolerate a byte-order mark written by spreadsheet tools.
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as err:
+        raise DataFormatError(f"{path}: not a UTF-8 text csv ({err})") from err
+    return [row for row in rows if any(cell.strip() for cell in row)]
+
+
+def _parse_int(cell: str, *, path: Path, row: int, name: str) -> int:
+    """Parse an integer cell; integral floats such as ``"12.0"`` are accepted too."""
+    text = cell.strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if value.is_integer():
+        return int(value)
+    raise DataFormatError(f"{path}, row {row}: {name} {cell!r} is not an integer")
+
+
+def _read_clip_rows(path: Path, label_from_raw: Callable[[int], int]) -> list[tuple[int, int, int]]:
+    """Read ``label,start,end`` rows and validate them.
+
+    Args:
+        path: headerless csv with one clip per row.
+        label_from_raw: maps a raw label id to the 0-based class id; raises ``ValueError``
+            for an unknown id.
+
+    Returns:
+        ``(label, start, end)`` per non-blank row, in file order; ``start``/``end`` as written.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        DataFormatError: naming the file and 1-based row, for a wrong column count, a
+            non-integer cell, an unknown label id, ``start < 0`` or ``end < start``.
+    """
+    clips: list[tuple[int, int, int]] = []
+    for row, cells in enumerate(_read_text_rows(path), start=1):
+        if len(cells) != 3:
+            raise DataFormatError(
+                f"{path}, row {row}: expected 3 columns (label,start,end), got {len(cells)}"
+            )
+        raw, start, end = (
+            _parse_int(cell, path=path, row=row, name=name)
+            for cell, name in zip(cells, ("label", "start", "end"), strict=True)
+        )
+        try:
+            label = label_from_raw(raw)
+        except ValueError as err:
+            raise DataFormatError(f"{path}, row {row}: unknown label id {raw} ({err})") from err
+        if start < 0:
+            raise DataFormatError(f"{path}, row {row}: negative start frame {start}")
+        if end < start:
+            raise DataFormatError(f"{path}, row {row}: end frame {end} < start frame {start}")
+        clips.append((label, start, end))
+    return clips
+
+
+def _count_columns(path: Path) -> int | None:
+    """Number of cells of the first non-blank row, or ``None`` if the file has no data."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            for line in f:
+                if line.strip():
+                    return line.count(",") + 1
+    except UnicodeDecodeError as err:
+        raise DataFormatError(f"{path}: not a UTF-8 text csv ({err})") from err
+    return None
+
+
+def _locate_non_numeric(path: Path, columns: range, channels: int) -> str:
+    """Describe the first cell of ``columns`` that is not a number (slow; error path only)."""
+    cells = pd.read_csv(
+        path,
+        header=None,
+        usecols=columns,
+        dtype=str,
+        keep_default_na=False,
+        encoding="utf-8-sig",
+    )
+    for row, values in enumerate(cells.itertuples(index=False), start=1):
+        for col, cell in zip(columns, values, strict=True):
+            if not isinstance(cell, str) or not cell.strip():
+                continue  # missing cells become NaN and are reported by the finiteness check
+            try:
+                float(cell)
+            except ValueError:
+                joint, channel = divmod(col - columns.start, channels)
+                return (
+                    f"row {row}, column {col + 1} (joint {joint}, channel {channel}): "
+                    f"{cell!r} is not a number"
+                )
+    return "a cell is not a number"
+
+
+def _read_keypoint_table(
+    path: Path, *, first_column: int, num_joints: int, channels: int
+) -> np.ndarray:
+    """Read a headerless per-frame keypoint csv with the pandas C parser.
+
+    Args:
+        path: csv with one row per frame.
+        first_column: 0-based column of the first value of joint 0.
+        num_joints: joints ``V`` per row.
+        channels: values ``C`` per joint.
+
+    Returns:
+        ``(T, V, C)`` float32 array, one entry per non-blank row.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        DataFormatError: naming the file (and row where it applies) for an empty file, too few
+            columns, a non-numeric cell or a missing / NaN / infinite value.
+    """
+    _require_file(path)
+    num_columns = _count_columns(path)
+    if num_columns is None:
+        raise DataFormatError(f"{path}: file is empty, expected one row per frame")
+    needed = first_column + num_joints * channels
+    if num_columns < needed:
+        raise DataFormatError(
+            f"{path}, row 1: {num_columns} columns, expected at least {needed} "
+            f"({first_column} leading + {num_joints} joints x {channels} values)"
+        )
+    columns = range(first_column, needed)
+    try:
+        # Columns past ``needed`` are never parsed, so their content cannot break the read.
+        table = pd.read_csv(
+            path, header=None, usecols=columns, dtype=np.float32, encoding="utf-8-sig"
+        )
+    except UnicodeDecodeError as err:
+        raise DataFormatError(f"{path}: not a UTF-8 text csv ({err})") from err
+    except pd.errors.ParserError as err:
+        raise DataFormatError(f"{path}: malformed csv ({err})") from err
+    except ValueError as err:  # a cell the C parser could not convert to float
+        detail = _locate_non_numeric(path, columns, channels)
+        raise DataFormatError(f"{path}, {detail}") from err
+    values = table.to_numpy(dtype=np.float32).reshape(-1, num_joints, channels)
+    finite = np.isfinite(values)
+    if not finite.all():
+        row, joint, channel = np.unravel_index(np.argmin(finite), values.shape)
+        raise DataFormatError(
+            f"{path}, row {row + 1}: joint {joint}, channel {channel} is "
+            f"{values[row, joint, channel]} (missing or non-finite value)"
+        )
+    return values
+
+
+def _cut_clip(
+    sequence: np.ndarray,
+    start: int,
+    end: int,
+    *,
+    sample_id: str,
+    label_path: Path,
+    row: int,
+    sequence_path: Path,
+    on_error: OnError,
+) -> np.ndarray | None:
+    """Rows ``start..end`` (inclusive) of ``sequence`` as a new array, or ``None`` if skipped.
+
+    A clip that is empty or runs past the sequence is an error (``on_error="raise"``) or
+    skipped with a warning (``"warn"``). A clip whose keypoints are all zero is always skipped
+    with a warning: OpenPose writes zeros when it detects nobody, so such a clip carries no
+    motion to learn from.
+    """
+    num_frames = sequence.shape[0]
+    problem: str | None = None
+    if end < start:
+        problem = f"clip {sample_id} is empty (start {start}, inclusive end {end})"
+    elif end >= num_frames:
+        problem = (
+            f"clip {sample_id} spans frames {start}..{end} but {sequence_path} has only "
+            f"{num_frames} rows (frames 0..{num_frames - 1})"
+        )
+    if problem is not None:
+        message = f"{label_path}, row {row}: {problem}"
+        if on_error == "raise":
+            raise DataFormatError(message)
+        warnings.warn(f"skipping bad clip: {message}", stacklevel=3)
+        return None
+    # Copy so the clip does not keep the whole sequence array alive.
+    clip = sequence[start : end + 1].copy()
+    if not clip.any():
+        warnings.warn(
+            f"skipping clip {sample_id} ({label_path}, row {row}): all keypoints of "
+            f"{sequence_path} rows {start}..{end} are zero (no person detected)",
+            stacklevel=3,
+        )
+        return None
+    return clip
+
+
+def _cut_clips(
+    sequence: np.ndarray,
+    clips: list[tuple[int, int, int]],
+    sample_ids: list[str],
+    *,
+    video_id: str,
+    label_path: Path,
+    sequence_path: Path,
+    on_error: OnError,
+    subject: int | None = None,
+) -> list[ClipRecord]:
+    """Cut every ``(label, start, inclusive end)`` clip of one sequence into a record.
+
+    Clips that :func:`_cut_clip` skips are left out; the others keep their official
+    ``sample_ids`` (so skipped clips leave gaps in the numbering, as the releases do).
+    """
+    records: list[ClipRecord] = []
+    for k, ((label, start, end), sample_id) in enumerate(zip(clips, sample_ids, strict=True)):
+        keypoint = _cut_clip(
+            sequence,
+            start,
+            end,
+            sample_id=sample_id,
+            label_path=label_path,
+            row=k + 1,
+            sequence_path=sequence_path,
+            on_error=on_error,
+        )
+        if keypoint is not None:
+            records.append(
+                ClipRecord(
+                    sample_id=sample_id,
+                    label=label,
+                    keypoint=keypoint,
+                    video_id=video_id,
+                    start=start,
+                    end=end,
+                    source=str(sequence_path),
+                    subject=subject,
+                )
+            )
+    return records

@@ -30,12 +30,13 @@ import numpy as np
 
 from mgr.classes import smg_label_from_raw
 
-from .common import ClipRecord, DataFormatError
-from .imigue import (
+from .common import (
+    ClipRecord,
+    DataFormatError,
     OnError,
     PathLike,
     _check_on_error,
-    _cut_clip,
+    _cut_clips,
     _parse_int,
     _read_clip_rows,
     _read_keypoint_table,
@@ -253,35 +254,18 @@ def load_smg_subject(
             )
     sequence = skeleton[:, :, _COORD_CHANNELS[coords]]
 
-    records: list[ClipRecord] = []
-    for k, (label, start, end) in enumerate(clips):
-        sample_id = f"{name}{k}"
-        last = end if end_inclusive else end - 1
-        keypoint = _cut_clip(
-            sequence,
-            start,
-            last,
-            sample_id=sample_id,
-            label_path=label_path,
-            row=k + 1,
-            sequence_path=skeleton_path,
-            on_error=on_error,
-        )
-        if keypoint is None:
-            continue
-        records.append(
-            ClipRecord(
-                sample_id=sample_id,
-                label=label,
-                keypoint=keypoint,
-                video_id=name,
-                start=start,
-                end=last,
-                source=str(skeleton_path),
-                subject=subject,
-            )
-        )
-    return records
+    # Records store the inclusive end frame whatever the file's convention.
+    shift = 0 if end_inclusive else 1
+    return _cut_clips(
+        sequence,
+        [(label, start, end - shift) for label, start, end in clips],
+        [f"{name}{k}" for k in range(len(clips))],
+        video_id=name,
+        label_path=label_path,
+        sequence_path=skeleton_path,
+        on_error=on_error,
+        subject=subject,
+    )
 
 
 def load_smg_split(

@@ -29,7 +29,7 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-__all__ = ["DecoupledSTCNN", "DecoupledSTBlock"]
+__all__ = ["DecoupledSTBlock", "DecoupledSTCNN"]
 
 
 class DecoupledSTBlock(nn.Module):
@@ -44,20 +44,38 @@ class DecoupledSTBlock(nn.Module):
         dropout: dropout after the block.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, spatial_kernel: int = 3,
-                 temporal_kernel: int = 5, temporal_stride: int = 1, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        spatial_kernel: int = 3,
+        temporal_kernel: int = 5,
+        temporal_stride: int = 1,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         if spatial_kernel % 2 == 0 or temporal_kernel % 2 == 0:
             raise ValueError("kernel sizes must be odd to keep the joint/frame alignment")
         self.spatial = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, (1, spatial_kernel),
-                      padding=(0, spatial_kernel // 2), bias=False),
+            nn.Conv2d(
+                in_channels,
+                out_channels,
+                (1, spatial_kernel),
+                padding=(0, spatial_kernel // 2),
+                bias=False,
+            ),
             nn.BatchNorm2d(out_channels),
             nn.ReLU(inplace=True),
         )
         self.temporal = nn.Sequential(
-            nn.Conv2d(out_channels, out_channels, (temporal_kernel, 1),
-                      stride=(temporal_stride, 1), padding=(temporal_kernel // 2, 0), bias=False),
+            nn.Conv2d(
+                out_channels,
+                out_channels,
+                (temporal_kernel, 1),
+                stride=(temporal_stride, 1),
+                padding=(temporal_kernel // 2, 0),
+                bias=False,
+            ),
             nn.BatchNorm2d(out_channels),
         )
         if in_channels == out_channels and temporal_stride == 1:
@@ -121,8 +139,9 @@ class DecoupledSTCNN(nn.Module):
         self.data_bn = nn.BatchNorm1d(in_channels * num_joints)
         blocks, c_in = [], in_channels
         for c_out, stride in zip(channels, temporal_strides, strict=True):
-            blocks.append(DecoupledSTBlock(c_in, c_out, spatial_kernel, temporal_kernel,
-                                           stride, dropout))
+            blocks.append(
+                DecoupledSTBlock(c_in, c_out, spatial_kernel, temporal_kernel, stride, dropout)
+            )
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
         self.out_features = c_in * (num_joints if readout == "joint" else 1)

@@ -44,17 +44,30 @@ def reference_uniform_sample(num_frames, clip_len, num_clips, test_mode, rng):
 
 
 # (num_frames, clip_len): loop (n < L), random skip (L <= n < 2L), segments (n >= 2L).
-CASES = [(1, 8), (3, 8), (7, 8), (8, 8), (9, 8), (15, 8), (16, 8), (17, 8), (100, 8),
-         (37, 16), (250, 64)]
+CASES = [
+    (1, 8),
+    (3, 8),
+    (7, 8),
+    (8, 8),
+    (9, 8),
+    (15, 8),
+    (16, 8),
+    (17, 8),
+    (100, 8),
+    (37, 16),
+    (250, 64),
+]
 
 
 @pytest.mark.parametrize(("num_frames", "clip_len"), CASES)
 @pytest.mark.parametrize(("num_clips", "seed"), [(1, 0), (3, 7)])
 def test_uniform_sample_train_matches_reference(num_frames, clip_len, num_clips, seed):
-    got = uniform_sample_indices(num_frames, clip_len, num_clips=num_clips,
-                                 rng=np.random.default_rng(seed))
-    want = reference_uniform_sample(num_frames, clip_len, num_clips, False,
-                                    np.random.default_rng(seed))
+    got = uniform_sample_indices(
+        num_frames, clip_len, num_clips=num_clips, rng=np.random.default_rng(seed)
+    )
+    want = reference_uniform_sample(
+        num_frames, clip_len, num_clips, False, np.random.default_rng(seed)
+    )
     assert got.dtype == np.int64
     np.testing.assert_array_equal(got, want)
 
@@ -62,10 +75,12 @@ def test_uniform_sample_train_matches_reference(num_frames, clip_len, num_clips,
 @pytest.mark.parametrize(("num_frames", "clip_len"), CASES)
 @pytest.mark.parametrize(("num_clips", "seed"), [(1, 255), (5, 3)])
 def test_uniform_sample_test_mode_matches_reference(num_frames, clip_len, num_clips, seed):
-    got = uniform_sample_indices(num_frames, clip_len, num_clips=num_clips, test_mode=True,
-                                 seed=seed)
-    want = reference_uniform_sample(num_frames, clip_len, num_clips, True,
-                                     np.random.default_rng(seed))
+    got = uniform_sample_indices(
+        num_frames, clip_len, num_clips=num_clips, test_mode=True, seed=seed
+    )
+    want = reference_uniform_sample(
+        num_frames, clip_len, num_clips, True, np.random.default_rng(seed)
+    )
     np.testing.assert_array_equal(got, want)
 
 
@@ -97,8 +112,9 @@ def test_uniform_sample_exact_length_takes_every_frame():
     np.testing.assert_array_equal(uniform_sample_indices(10, 10, test_mode=True), np.arange(10))
 
 
-@pytest.mark.parametrize(("num_frames", "clip_len"), [(16, 8), (17, 8), (63, 8), (100, 16),
-                                                      (129, 64), (1000, 64)])
+@pytest.mark.parametrize(
+    ("num_frames", "clip_len"), [(16, 8), (17, 8), (63, 8), (100, 16), (129, 64), (1000, 64)]
+)
 def test_uniform_sample_one_index_per_segment(num_frames, clip_len):
     for seed in range(20):
         got = uniform_sample_indices(num_frames, clip_len, rng=np.random.default_rng(seed))
@@ -107,8 +123,9 @@ def test_uniform_sample_one_index_per_segment(num_frames, clip_len):
             assert i * num_frames // clip_len <= idx < (i + 1) * num_frames // clip_len
 
 
-@pytest.mark.parametrize(("num_frames", "clip_len"), [(8, 8), (9, 8), (12, 8), (15, 8),
-                                                      (33, 32), (63, 32)])
+@pytest.mark.parametrize(
+    ("num_frames", "clip_len"), [(8, 8), (9, 8), (12, 8), (15, 8), (33, 32), (63, 32)]
+)
 def test_uniform_sample_random_skip_properties(num_frames, clip_len):
     seen = set()
     for seed in range(20):
@@ -135,8 +152,7 @@ def test_uniform_sample_test_mode_is_deterministic():
     a = uniform_sample_indices(100, 16, num_clips=3, test_mode=True)
     b = uniform_sample_indices(100, 16, num_clips=3, test_mode=True)
     # A training generator passed along must not change the test-time rule.
-    c = uniform_sample_indices(100, 16, num_clips=3, test_mode=True,
-                               rng=np.random.default_rng(123))
+    c = uniform_sample_indices(100, 16, num_clips=3, test_mode=True, rng=np.random.default_rng(123))
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(a, c)
     # Another seed gives another sampling.
@@ -174,33 +190,43 @@ def test_uniform_sample_rejects_bad_lengths():
 
 
 # Missing joints (no score channel): all coordinates 0. Centre = joint 0.
-KP_CENTRE = np.array([
-    [[10, 20], [13, 24], [7, 16]],
-    [[0, 0], [5, 5], [1, 1]],  # centre missing
-    [[20, 40], [0, 0], [21, 41]],  # joint 1 missing
-], dtype=np.float32)
+KP_CENTRE = np.array(
+    [
+        [[10, 20], [13, 24], [7, 16]],
+        [[0, 0], [5, 5], [1, 1]],  # centre missing
+        [[20, 40], [0, 0], [21, 41]],  # joint 1 missing
+    ],
+    dtype=np.float32,
+)
 # The valid centres are (10, 20) and (20, 40): their mean is (15, 30).
 
 
 def test_normalize_frame_mode_centre_per_frame_and_missing_centre():
-    want = np.array([
-        [[0, 0], [3, 4], [-3, -4]],
-        [[0, 0], [-10, -25], [-14, -29]],  # missing centre: uses (15, 30); itself stays 0
-        [[0, 0], [0, 0], [1, 1]],
-    ], dtype=np.float32)
+    want = np.array(
+        [
+            [[0, 0], [3, 4], [-3, -4]],
+            [[0, 0], [-10, -25], [-14, -29]],  # missing centre: uses (15, 30); itself stays 0
+            [[0, 0], [0, 0], [1, 1]],
+        ],
+        dtype=np.float32,
+    )
     got = normalize_skeleton(KP_CENTRE, 0, center_mode="frame")
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 def test_normalize_clip_mode_subtracts_the_mean_valid_centre():
-    want = np.array([
-        [[-5, -10], [-2, -6], [-8, -14]],
-        [[0, 0], [-10, -25], [-14, -29]],
-        [[5, 10], [0, 0], [6, 11]],
-    ], dtype=np.float32)
-    np.testing.assert_allclose(normalize_skeleton(KP_CENTRE, 0, center_mode="clip"), want,
-                               atol=1e-5)
+    want = np.array(
+        [
+            [[-5, -10], [-2, -6], [-8, -14]],
+            [[0, 0], [-10, -25], [-14, -29]],
+            [[5, 10], [0, 0], [6, 11]],
+        ],
+        dtype=np.float32,
+    )
+    np.testing.assert_allclose(
+        normalize_skeleton(KP_CENTRE, 0, center_mode="clip"), want, atol=1e-5
+    )
     # "clip" is the default
     np.testing.assert_allclose(normalize_skeleton(KP_CENTRE, 0), want, atol=1e-5)
 
@@ -220,44 +246,53 @@ def test_normalize_centre_3d():
 
 
 # (x, y, confidence); joint 0 = centre, scale = median distance of joints 1 and 2.
-KP_SCALE = np.array([
-    [[0, 0, 0.9], [3, 4, 0.5], [0, 0, 0.8]],  # (0, 0) with confidence > 0 is a real joint
-    [[1, 1, 0.7], [1, 11, 0.6], [1, 1, 0.4]],
-    [[2, 2, 0.3], [2, 2, 0.2], [2, 22, 0.1]],
-    [[5, 5, 0.9], [100, 100, 0.0], [5, 5, 0.9]],  # joint 1 undetected: not in the median
-], dtype=np.float32)
+KP_SCALE = np.array(
+    [
+        [[0, 0, 0.9], [3, 4, 0.5], [0, 0, 0.8]],  # (0, 0) with confidence > 0 is a real joint
+        [[1, 1, 0.7], [1, 11, 0.6], [1, 1, 0.4]],
+        [[2, 2, 0.3], [2, 2, 0.2], [2, 22, 0.1]],
+        [[5, 5, 0.9], [100, 100, 0.0], [5, 5, 0.9]],  # joint 1 undetected: not in the median
+    ],
+    dtype=np.float32,
+)
 # Pair distances in the frames where both are detected: 5, 10, 20 -> median 10
 # (with the undetected frame it would be 15).
 
 
 def test_normalize_score_channel_and_scale_frame_mode():
-    want = np.array([
-        [[0, 0, 0.9], [0.3, 0.4, 0.5], [0, 0, 0.8]],
-        [[0, 0, 0.7], [0, 1.0, 0.6], [0, 0, 0.4]],
-        [[0, 0, 0.3], [0, 0, 0.2], [0, 2.0, 0.1]],
-        [[0, 0, 0.9], [0, 0, 0], [0, 0, 0.9]],
-    ], dtype=np.float32)
-    got = normalize_skeleton(KP_SCALE, 0, score_channel=2, scale_joints=(1, 2),
-                             center_mode="frame")
+    want = np.array(
+        [
+            [[0, 0, 0.9], [0.3, 0.4, 0.5], [0, 0, 0.8]],
+            [[0, 0, 0.7], [0, 1.0, 0.6], [0, 0, 0.4]],
+            [[0, 0, 0.3], [0, 0, 0.2], [0, 2.0, 0.1]],
+            [[0, 0, 0.9], [0, 0, 0], [0, 0, 0.9]],
+        ],
+        dtype=np.float32,
+    )
+    got = normalize_skeleton(KP_SCALE, 0, score_channel=2, scale_joints=(1, 2), center_mode="frame")
     np.testing.assert_allclose(got, want, atol=1e-6)
 
 
 def test_normalize_score_channel_and_scale_clip_mode():
     # mean centre over the four frames: (0+1+2+5)/4 = 2 in x and y
-    want = np.array([
-        [[-0.2, -0.2, 0.9], [0.1, 0.2, 0.5], [-0.2, -0.2, 0.8]],
-        [[-0.1, -0.1, 0.7], [-0.1, 0.9, 0.6], [-0.1, -0.1, 0.4]],
-        [[0, 0, 0.3], [0, 0, 0.2], [0, 2.0, 0.1]],
-        [[0.3, 0.3, 0.9], [0, 0, 0], [0.3, 0.3, 0.9]],
-    ], dtype=np.float32)
-    got = normalize_skeleton(KP_SCALE, 0, score_channel=2, scale_joints=(1, 2),
-                             center_mode="clip")
+    want = np.array(
+        [
+            [[-0.2, -0.2, 0.9], [0.1, 0.2, 0.5], [-0.2, -0.2, 0.8]],
+            [[-0.1, -0.1, 0.7], [-0.1, 0.9, 0.6], [-0.1, -0.1, 0.4]],
+            [[0, 0, 0.3], [0, 0, 0.2], [0, 2.0, 0.1]],
+            [[0.3, 0.3, 0.9], [0, 0, 0], [0.3, 0.3, 0.9]],
+        ],
+        dtype=np.float32,
+    )
+    got = normalize_skeleton(KP_SCALE, 0, score_channel=2, scale_joints=(1, 2), center_mode="clip")
     np.testing.assert_allclose(got, want, atol=1e-6)
 
 
 def test_normalize_missing_joints_are_zero_in_every_channel():
-    kp = np.array([[[4, 4, 1.0], [7, -3, 0.0], [6, 6, 0.5]],
-                   [[5, 5, 1.0], [9, 9, 0.8], [8, 1, 0.0]]], dtype=np.float32)
+    kp = np.array(
+        [[[4, 4, 1.0], [7, -3, 0.0], [6, 6, 0.5]], [[5, 5, 1.0], [9, 9, 0.8], [8, 1, 0.0]]],
+        dtype=np.float32,
+    )
     got = normalize_skeleton(kp, 0, score_channel=2, center_mode="frame")
     np.testing.assert_array_equal(got[0, 1], [0, 0, 0])
     np.testing.assert_array_equal(got[1, 2], [0, 0, 0])
@@ -268,15 +303,21 @@ def test_normalize_missing_joints_are_zero_in_every_channel():
 @pytest.mark.parametrize("center_mode", ["frame", "clip"])
 def test_normalize_scale_falls_back_to_bounding_box(center_mode):
     # Joints 1 and 2 are never detected in the same frame; the centre does not move.
-    kp = np.array([
-        [[10, 10], [14, 10], [0, 0]],
-        [[10, 10], [0, 0], [10, 18]],
-    ], dtype=np.float32)
+    kp = np.array(
+        [
+            [[10, 10], [14, 10], [0, 0]],
+            [[10, 10], [0, 0], [10, 18]],
+        ],
+        dtype=np.float32,
+    )
     # Centred valid points: (0,0), (4,0), (0,0), (0,8): box 4 x 8 -> scale 8.
-    want = np.array([
-        [[0, 0], [0.5, 0], [0, 0]],
-        [[0, 0], [0, 0], [0, 1.0]],
-    ], dtype=np.float32)
+    want = np.array(
+        [
+            [[0, 0], [0.5, 0], [0, 0]],
+            [[0, 0], [0, 0], [0, 1.0]],
+        ],
+        dtype=np.float32,
+    )
     got = normalize_skeleton(kp, 0, scale_joints=(1, 2), center_mode=center_mode)
     np.testing.assert_allclose(got, want, atol=1e-6)
 
@@ -289,8 +330,7 @@ def test_normalize_all_missing_clip_is_zeros(center_mode):
     assert not got.any()
     kp = np.full((4, 3, 3), 7.0, dtype=np.float32)
     kp[..., 2] = 0.0  # coordinates present but no joint detected
-    got = normalize_skeleton(kp, 0, score_channel=2, scale_joints=(1, 2),
-                             center_mode=center_mode)
+    got = normalize_skeleton(kp, 0, score_channel=2, scale_joints=(1, 2), center_mode=center_mode)
     assert got.shape == (4, 3, 3)
     assert not got.any()
 
@@ -302,8 +342,7 @@ def test_normalize_does_not_modify_input(center_mode):
     kp[..., 2] = np.abs(kp[..., 2])
     kp[2, 1, 2] = 0.0
     before = kp.copy()
-    got = normalize_skeleton(kp, 1, score_channel=2, scale_joints=(0, 4),
-                             center_mode=center_mode)
+    got = normalize_skeleton(kp, 1, score_channel=2, scale_joints=(0, 4), center_mode=center_mode)
     np.testing.assert_array_equal(kp, before)
     assert got is not kp
     assert not np.shares_memory(got, kp)
@@ -314,10 +353,20 @@ def test_normalize_does_not_modify_input(center_mode):
 
 def test_flip_hand_made_example():
     # joints: 0 centre, 1 left hand, 2 right hand; channels (x, y, confidence)
-    kp = np.array([[[0.0, 0.0, 1.0], [-1.0, 2.0, 0.5], [3.0, 4.0, 0.8]],
-                   [[0.5, -1.0, 0.9], [-2.0, 1.0, 0.6], [1.5, 0.5, 0.7]]], dtype=np.float32)
-    want = np.array([[[0.0, 0.0, 1.0], [-3.0, 4.0, 0.8], [1.0, 2.0, 0.5]],
-                     [[-0.5, -1.0, 0.9], [-1.5, 0.5, 0.7], [2.0, 1.0, 0.6]]], dtype=np.float32)
+    kp = np.array(
+        [
+            [[0.0, 0.0, 1.0], [-1.0, 2.0, 0.5], [3.0, 4.0, 0.8]],
+            [[0.5, -1.0, 0.9], [-2.0, 1.0, 0.6], [1.5, 0.5, 0.7]],
+        ],
+        dtype=np.float32,
+    )
+    want = np.array(
+        [
+            [[0.0, 0.0, 1.0], [-3.0, 4.0, 0.8], [1.0, 2.0, 0.5]],
+            [[-0.5, -1.0, 0.9], [-1.5, 0.5, 0.7], [2.0, 1.0, 0.6]],
+        ],
+        dtype=np.float32,
+    )
     before = kp.copy()
     got = flip_skeleton(kp, (0, 2, 1))
     np.testing.assert_array_equal(got, want)
