@@ -8,6 +8,11 @@ names are linked from the data to the model. Extra subcommands that are not
 Lightning runs:
 
 * ``mgr synth --layout imigue --out DIR --seed 0``: write a SynthMG release.
+* ``mgr fuse --preds A B ... --out DIR``: late fusion of prediction sets (``mgr.fusion``).
+* ``mgr pseudo-label --preds DIR --out FILE``: cross-modal pseudo-labels (``mgr.pseudo_label``).
+
+``mgr predict ... --prediction_writer.out_dir DIR`` writes a prediction set
+(``mgr.predictions``) and the split's challenge submission file.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from mgr.data.synthetic import SynthMGConfig, generate_synthmg
 from mgr.datamodules.base import MicroGestureDataModule
 from mgr.models.base import Recognizer
+from mgr.predictions import PredictionWriter
+from mgr.pseudo_label import pseudo_label_main
 
 __all__ = ["MgrCLI", "main"]
 
@@ -43,13 +50,15 @@ class MgrCLI(LightningCLI):
         )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        """Link the datamodule's class list into the model."""
+        """Link the datamodule's class list into the model; add the prediction writer."""
         parser.link_arguments(
             "data.num_classes", "model.init_args.num_classes", apply_on="instantiate"
         )
         parser.link_arguments(
             "data.class_names", "model.init_args.class_names", apply_on="instantiate"
         )
+        # `mgr predict ... --prediction_writer.out_dir DIR` writes a prediction set.
+        parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
 
 
 def _synth(argv: Sequence[str]) -> int:
@@ -95,7 +104,13 @@ def _synth(argv: Sequence[str]) -> int:
     return 0
 
 
-_EXTRA = {"synth": _synth}
+def _fuse(argv: Sequence[str]) -> int:
+    from mgr.fusion import fuse_main
+
+    return fuse_main(argv)
+
+
+_EXTRA = {"synth": _synth, "fuse": _fuse, "pseudo-label": pseudo_label_main}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print(
             "usage: mgr {fit,validate,test,predict} --config CONFIG.yaml [options]\n"
-            "       mgr synth --layout {imigue,smg} --out DIR [--seed N]\n\n"
+            "       mgr synth --layout {imigue,smg} --out DIR [--seed N]\n"
+            "       mgr fuse --preds DIR [DIR ...] --out DIR\n"
+            "       mgr pseudo-label --preds DIR --split test --alpha 0.65 --out FILE.json\n\n"
             "Lightning subcommands take every option of LightningCLI "
             "(`mgr fit --help`, `mgr fit --print_config`)."
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -14,6 +15,7 @@ from torch.utils.data import DataLoader
 from mgr.classes import ClassList, get_classes
 from mgr.data.datasets import SkeletonClipDataset, SkeletonTransformConfig
 from mgr.data.readers.common import ClipRecord
+from mgr.pseudo_label import load_pseudo_labels
 from mgr.skeletons import SkeletonLayout, get_layout
 
 __all__ = ["MicroGestureDataModule", "Split"]
@@ -58,6 +60,13 @@ class MicroGestureDataModule(LightningDataModule):
         on_error: what to do with a clip whose frames are out of range:
             ``"raise"`` an error naming it, or ``"warn"`` and skip it.
         pin_memory: pin host memory in the loaders (faster host-to-GPU copies).
+        extra_labels: a pseudo-label file (``mgr pseudo-label``): its samples,
+            taken from the split it names with the pseudo-labels in place of
+            theirs, join the training set. The file must index this dataset's
+            class list.
+        extra_labels_with_val: with ``extra_labels``, also train on the
+            validation split (the CMPL recipe trains on train ∪ val ∪
+            test(pseudo)); validation metrics are then optimistic.
     """
 
     #: dataset key of :func:`mgr.classes.get_classes`.
@@ -85,6 +94,8 @@ class MicroGestureDataModule(LightningDataModule):
         predict_split: Split = "test",
         on_error: Literal["raise", "warn"] = "raise",
         pin_memory: bool = False,
+        extra_labels: str | Path | None = None,
+        extra_labels_with_val: bool = True,
     ) -> None:
         super().__init__()
         if scale not in ("shoulder", "none"):
@@ -113,6 +124,8 @@ class MicroGestureDataModule(LightningDataModule):
         self.predict_split = predict_split
         self.on_error = on_error
         self.pin_memory = pin_memory
+        self.extra_labels = extra_labels
+        self.extra_labels_with_val = extra_labels_with_val
         self.layout = self._resolve_layout(self.keypoints)
         self.records: dict[str, list[ClipRecord]] = {}
         self.datasets: dict[str, SkeletonClipDataset] = {}
@@ -206,6 +219,8 @@ class MicroGestureDataModule(LightningDataModule):
     def _get_records(self, split: Split) -> list[ClipRecord]:
         if split not in self.records:
             records = self.load_records(split)
+            if split == "train" and self.extra_labels is not None:
+                records = records + self._extra_training_records()
             if not records:
                 raise ValueError(
                     f"{type(self).__name__}: split {split!r} under {self.root} has no clips"
@@ -214,6 +229,28 @@ class MicroGestureDataModule(LightningDataModule):
             self.records[split] = records
             log.info("%s %s: %d clips", type(self).__name__, split, len(records))
         return self.records[split]
+
+    def _extra_training_records(self) -> list[ClipRecord]:
+        """Validation clips (optionally) and pseudo-labelled clips for the training set."""
+        pseudo = load_pseudo_labels(self.extra_labels, self.class_names)
+        extra: list[ClipRecord] = []
+        if self.extra_labels_with_val:
+            extra += self._get_records("val")
+        source = {r.sample_id: r for r in self._get_records(pseudo.split)}
+        missing = [s for s in pseudo.labels if s not in source]
+        if missing:
+            raise ValueError(
+                f"{self.extra_labels}: {len(missing)} pseudo-labelled samples are not "
+                f"in split {pseudo.split!r} under {self.root}, e.g. {missing[:3]}"
+            )
+        extra += [replace(source[s], label=c) for s, c in pseudo.labels.items()]
+        log.info(
+            "training on %d extra clips (%d pseudo-labelled from %s)",
+            len(extra),
+            len(pseudo.labels),
+            pseudo.split,
+        )
+        return extra
 
     def _check_labels(self, records: Sequence[ClipRecord], split: str) -> None:
         bad = [r for r in records if not 0 <= r.label < self.num_classes]

@@ -8,6 +8,14 @@ put a new head on any recognizer, override ``forward_head`` (and
 the optimizer/scheduler plumbing, test-time view averaging and prediction
 output.
 
+The training loss is selectable on every recognizer (:mod:`mgr.models.losses`):
+cross-entropy or softmax focal loss, square-root smoothed class weights,
+logit adjustment and the orthogonal semantic embedding loss of CMPL (§3.2).
+The ones that need the training class histogram read it from
+``class_counts`` or, when that is not given, from the datamodule's
+``class_histogram("train")`` at ``setup("fit")``; the histogram is kept in the
+``class_counts`` buffer, so checkpoints rebuild the same criterion.
+
 ``configure_models`` is plural on purpose: Lightning's own
 ``LightningModule.configure_model`` hook is called by the Trainer at every
 ``fit``/``test`` (for sharded initialisation), and building the network there
@@ -36,6 +44,14 @@ from torchmetrics.classification import (
 
 from mgr.batch import MODALITY_NDIM
 
+from .losses import (
+    OrthogonalSemanticLoss,
+    SoftmaxFocalLoss,
+    class_log_prior,
+    logit_adjusted,
+    sqrt_smoothed_weights,
+)
+
 __all__ = ["Recognizer"]
 
 log = logging.getLogger(__name__)
@@ -57,9 +73,32 @@ class Recognizer(LightningModule):
         scheduler: learning-rate scheduler factory ``optimizer -> LRScheduler``
             (stepped once per epoch), or ``None``.
         dropout: dropout before the classifier.
-        label_smoothing: label smoothing of the cross-entropy loss.
+        label_smoothing: label smoothing of the training loss (cross-entropy
+            or focal).
         test_average: how test-time views (clips, flips) are combined:
             mean of probabilities (``"prob"``) or of logits (``"logit"``).
+        loss: training classification loss: cross-entropy (``"ce"``) or the
+            softmax focal loss (``"focal"``, :class:`~mgr.models.losses.SoftmaxFocalLoss`).
+        focal_gamma: focusing parameter of the focal loss.
+        class_weights: per-class loss weights: ``"none"``, or ``"sqrt"``, the
+            square-root smoothed weights ``1 / sqrt(N_c + 1)`` of the training
+            histogram, normalised to a sample-weighted mean of one
+            (:func:`~mgr.models.losses.sqrt_smoothed_weights`). Weighted
+            losses, ``"ce"`` included, average over the batch size, not over the
+            sum of the weights.
+        logit_adjust_tau: temperature of the logit-adjusted training loss
+            (``logits + tau * log prior``, Menon et al. 2021); ``0`` turns it off.
+            Only the training loss is adjusted: evaluation uses the raw logits.
+        semantic_loss_weight: weight of the orthogonal semantic embedding loss
+            on the features (:class:`~mgr.models.losses.OrthogonalSemanticLoss`);
+            ``0`` turns it off. Needs a feature dimension ``>= num_classes``.
+        semantic_seed: seed of the fixed orthonormal class anchors.
+        class_counts: training samples per class ``(K,)``. ``None``: taken from
+            the datamodule's ``class_histogram("train")`` at ``setup("fit")``.
+            Needed by ``class_weights="sqrt"`` and ``logit_adjust_tau > 0``.
+
+    The validation loss ``val/loss`` is always plain, unweighted
+    cross-entropy without smoothing, so it is comparable across loss settings.
     """
 
     #: batch keys this recognizer reads (see :mod:`mgr.batch`).
@@ -74,6 +113,13 @@ class Recognizer(LightningModule):
         dropout: float = 0.0,
         label_smoothing: float = 0.0,
         test_average: Literal["prob", "logit"] = "prob",
+        loss: Literal["ce", "focal"] = "ce",
+        focal_gamma: float = 2.0,
+        class_weights: Literal["none", "sqrt"] = "none",
+        logit_adjust_tau: float = 0.0,
+        semantic_loss_weight: float = 0.0,
+        semantic_seed: int = 0,
+        class_counts: list[int] | None = None,
     ) -> None:
         super().__init__()
         if num_classes < 2:
@@ -82,11 +128,34 @@ class Recognizer(LightningModule):
             raise ValueError(f"{len(class_names)} class names given for num_classes={num_classes}")
         if test_average not in ("prob", "logit"):
             raise ValueError(f"test_average must be 'prob' or 'logit', got {test_average!r}")
+        if loss not in ("ce", "focal"):
+            raise ValueError(f"loss must be 'ce' or 'focal', got {loss!r}")
+        if class_weights not in ("none", "sqrt"):
+            raise ValueError(f"class_weights must be 'none' or 'sqrt', got {class_weights!r}")
+        for name, value in (
+            ("focal_gamma", focal_gamma),
+            ("logit_adjust_tau", logit_adjust_tau),
+            ("semantic_loss_weight", semantic_loss_weight),
+        ):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        if class_counts is not None:
+            class_counts = _check_counts(class_counts, num_classes)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         if class_names is not None:
             self.hparams["class_names"] = list(class_names)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        # All zeros = not known yet. Persistent, so checkpoints carry the histogram
+        # the criterion was built from; the loss modules themselves are derived state.
+        counts = torch.zeros(num_classes, dtype=torch.long)
+        if class_counts is not None:
+            counts = torch.tensor(class_counts, dtype=torch.long)
+        self.register_buffer("class_counts", counts)
+        self.register_buffer("log_prior", None, persistent=False)
+        self.semantic_loss: nn.Module | None = None
+        self._counts_missing = False
+        self.register_load_state_dict_post_hook(_rebuild_losses_after_load)
         self.configure_models()
         self.configure_losses()
         self.configure_metrics()
@@ -110,10 +179,51 @@ class Recognizer(LightningModule):
         )
 
     def configure_losses(self) -> None:
-        """Build the training criterion ``self.criterion(logits, labels)``."""
-        self.criterion: nn.Module = nn.CrossEntropyLoss(
-            label_smoothing=self.hparams.label_smoothing
-        )
+        """Build the training losses from the hyperparameters and ``class_counts``.
+
+        Sets ``self.criterion(logits (B, K), labels (B,))``, ``self.log_prior``
+        (``(K,)`` buffer for logit adjustment, or ``None``) and
+        ``self.semantic_loss(features (B, D), labels (B,))`` (or ``None``).
+        Called again whenever ``class_counts`` changes (``setup("fit")``,
+        loading a state dict). The loss modules' buffers are not saved: they
+        are rebuilt from the hyperparameters and ``class_counts``, so a
+        checkpoint loads whatever loss the new model is configured with.
+        """
+        hp = self.hparams
+        device = self.class_counts.device
+        counts = self.class_counts if bool(self.class_counts.any()) else None
+        needs_counts = hp.class_weights != "none" or hp.logit_adjust_tau > 0
+        # Checked by training_step: a weighted criterion must not silently train unweighted.
+        self._counts_missing = needs_counts and counts is None
+        weight = None
+        if hp.class_weights == "sqrt" and counts is not None:
+            weight = sqrt_smoothed_weights(counts)
+        if hp.loss == "ce" and weight is None:
+            criterion: nn.Module = nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing)
+        else:
+            # Weighted CE is the focal loss with gamma=0, so that "ce" and "focal"
+            # share the per-batch-size mean (torch's weighted CE divides by sum w_y).
+            gamma = hp.focal_gamma if hp.loss == "focal" else 0.0
+            criterion = SoftmaxFocalLoss(gamma, weight=weight, label_smoothing=hp.label_smoothing)
+        self.criterion = _derived(criterion).to(device)
+        log_prior = None
+        if hp.logit_adjust_tau > 0 and counts is not None:
+            log_prior = class_log_prior(counts)
+        self.register_buffer("log_prior", log_prior, persistent=False)
+        self.semantic_loss = None
+        if hp.semantic_loss_weight > 0:
+            sem = OrthogonalSemanticLoss(hp.num_classes, self.feature_dim, seed=hp.semantic_seed)
+            self.semantic_loss = _derived(sem).to(device)
+
+    def set_class_counts(self, counts: Tensor | Sequence[int]) -> None:
+        """Set the training class histogram and rebuild the losses.
+
+        Args:
+            counts: ``(K,)`` training samples per class.
+        """
+        counts = _check_counts(counts, self.hparams.num_classes)
+        self.class_counts.copy_(torch.tensor(counts, dtype=torch.long))
+        self.configure_losses()
 
     def configure_metrics(self) -> None:
         """Build the torchmetrics collections for validation and test."""
@@ -170,11 +280,7 @@ class Recognizer(LightningModule):
             ``(B, K)`` logits; with views, the log of the averaged probabilities
             (``test_average="prob"``) or the averaged logits.
         """
-        missing = [k for k in self.input_keys if k not in batch]
-        if missing:
-            raise KeyError(
-                f"{type(self).__name__} needs batch keys {missing}, the batch has {sorted(batch)}"
-            )
+        self._check_input_keys(batch)
         views = self._num_views(batch)
         if views is None:
             return self.forward_head(self.forward_features(batch))
@@ -188,6 +294,13 @@ class Recognizer(LightningModule):
         if self.hparams.test_average == "logit":
             return logits.mean(1)
         return logits.softmax(-1).mean(1).clamp_min(1e-12).log()
+
+    def _check_input_keys(self, batch: dict[str, Any]) -> None:
+        missing = [k for k in self.input_keys if k not in batch]
+        if missing:
+            raise KeyError(
+                f"{type(self).__name__} needs batch keys {missing}, the batch has {sorted(batch)}"
+            )
 
     def _num_views(self, batch: dict[str, Any]) -> int | None:
         views = set()
@@ -207,10 +320,27 @@ class Recognizer(LightningModule):
 
     # ------------------------------------------------------------------ steps
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        """One optimisation step on a batch; logs ``train/loss``."""
-        logits = self(batch)
-        loss = self.criterion(logits, batch["label"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["label"]))
+        """One optimisation step on a batch; logs ``train/loss`` (and ``train/semantic_loss``).
+
+        Training batches have no view axis, so features and logits come from
+        :meth:`forward_features` and :meth:`forward_head` directly: the
+        semantic loss needs the features.
+        """
+        if self._counts_missing:
+            raise RuntimeError(_NO_COUNTS)
+        self._check_input_keys(batch)
+        labels = batch["label"]
+        features = self.forward_features(batch)
+        logits = self.forward_head(features)
+        tau = self.hparams.logit_adjust_tau
+        if tau > 0:
+            logits = logit_adjusted(logits, self.log_prior, tau)
+        loss = self.criterion(logits, labels)
+        if self.semantic_loss is not None:
+            semantic = self.semantic_loss(features, labels)
+            self.log("train/semantic_loss", semantic, batch_size=len(labels))
+            loss = loss + self.hparams.semantic_loss_weight * semantic
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(labels))
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -288,10 +418,19 @@ class Recognizer(LightningModule):
 
     # ------------------------------------------------------------------ setup
     def setup(self, stage: str) -> None:
-        """Check that the datamodule supplies what this model reads."""
+        """Check that the datamodule supplies what this model reads; take its class histogram.
+
+        At ``fit``, ``class_counts`` not given as an argument are read from the
+        datamodule's ``class_histogram("train")`` (when it has one) and the
+        losses are rebuilt with them.
+        """
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if dm is None:
-            return
+        if dm is not None:
+            self._check_datamodule(dm)
+        if stage == "fit":
+            self._setup_class_counts(dm)
+
+    def _check_datamodule(self, dm: Any) -> None:
         supplies = getattr(dm, "supplies", None)
         if supplies is not None:
             missing = [k for k in self.input_keys if k not in supplies]
@@ -306,6 +445,15 @@ class Recognizer(LightningModule):
                 f"{type(dm).__name__} has {n} classes but the model was built "
                 f"for num_classes={self.hparams.num_classes}"
             )
+
+    def _setup_class_counts(self, dm: Any) -> None:
+        # Explicit counts > the attached datamodule's > counts already loaded.
+        if self.hparams.class_counts is not None:
+            self.set_class_counts(self.hparams.class_counts)
+        elif callable(getattr(dm, "class_histogram", None)):
+            self.set_class_counts(dm.class_histogram("train"))
+        if self._counts_missing:
+            raise ValueError(_NO_COUNTS)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint trained on other classes, before any size-mismatch error."""
@@ -336,6 +484,42 @@ class Recognizer(LightningModule):
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             config["monitor"] = "val/loss"
         return {"optimizer": optimizer, "lr_scheduler": config}
+
+
+_NO_COUNTS = (
+    "class_weights='sqrt' and logit_adjust_tau > 0 need the training class histogram: "
+    "pass class_counts=[...] or fit with a datamodule that has class_histogram()"
+)
+
+
+def _check_counts(counts: Tensor | Sequence[int], num_classes: int) -> list[int]:
+    """Validate a ``(K,)`` class histogram; return it as a list of ints."""
+    values = torch.as_tensor(counts).tolist()
+    if not isinstance(values, list) or len(values) != num_classes:
+        raise ValueError(f"class_counts must have num_classes={num_classes} entries, got {counts}")
+    if any(int(v) != v or v < 0 for v in values) or sum(values) == 0:
+        raise ValueError(f"class_counts must be non-negative integers, not all zero: {values}")
+    return [int(v) for v in values]
+
+
+def _derived(module: nn.Module) -> nn.Module:
+    """Make a loss module's buffers non-persistent: they are rebuilt, never loaded."""
+    for sub in module.modules():
+        for name, buf in list(sub.named_buffers(recurse=False)):
+            sub.register_buffer(name, buf, persistent=False)
+    return module
+
+
+def _rebuild_losses_after_load(module: Recognizer, incompatible_keys: Any) -> None:
+    """Rebuild the losses from the loaded ``class_counts``.
+
+    A state dict without ``class_counts`` (converted from another library, or
+    older than the buffer) still loads strictly: the counts stay as they were.
+    """
+    missing = incompatible_keys.missing_keys
+    for key in [k for k in missing if k == "class_counts" or k.endswith(".class_counts")]:
+        missing.remove(key)
+    module.configure_losses()
 
 
 def _plot_confusion(cm: Tensor, names: Sequence[str], path: Path) -> None:

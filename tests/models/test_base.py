@@ -4,6 +4,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -188,3 +189,165 @@ def test_bad_arguments():
         STCNN(3, class_names=["a"])
     with pytest.raises(ValueError, match="test_average"):
         STCNN(3, test_average="median")
+
+
+# ---------------------------------------------------------------- long-tail losses
+def _tiny_stcnn(num_classes=3, **kwargs):
+    return STCNN(num_classes, num_joints=5, channels=(4,), temporal_strides=(1,), **kwargs)
+
+
+def _skeleton_batch(labels):
+    torch.manual_seed(1)
+    return {"skeleton": torch.randn(len(labels), 3, 8, 5, 1), "label": torch.tensor(labels)}
+
+
+_NO_TRAINER = "ignore:You are trying to `self.log\\(\\)`"
+
+
+@pytest.mark.filterwarnings(_NO_TRAINER)
+def test_longtail_training_loss_matches_plain_formulas():
+    counts = [10, 3, 1]
+    model = _tiny_stcnn(
+        loss="focal",
+        class_weights="sqrt",
+        semantic_loss_weight=0.5,
+        logit_adjust_tau=1.0,
+        class_counts=counts,
+    )
+    batch = _skeleton_batch([0, 2, 1, 0, 2, 1])
+    y = batch["label"]
+    loss = model.training_step(batch, 0)
+
+    features = model.forward_features(batch)  # (6, 20): 4 channels x 5 joints
+    logits = model.forward_head(features)
+    n = torch.tensor(counts, dtype=torch.float32)
+    w = 1 / torch.sqrt(n + 1)
+    w = w * n.sum() / (n * w).sum()
+    logp = (logits + 1.0 * torch.log(n / n.sum())).log_softmax(1)[torch.arange(6), y]
+    focal = ((1 - logp.exp()) ** 2 * w[y] * -logp).mean()
+    g = torch.Generator().manual_seed(0)
+    q, r = torch.linalg.qr(torch.randn(20, 3, generator=g, dtype=torch.float64))
+    anchors = (q * torch.sign(torch.diagonal(r))).T.float()
+    semantic = ((features - anchors[y]) ** 2).mean()
+    torch.testing.assert_close(loss, focal + 0.5 * semantic)
+    loss.backward()  # anchors and weights are constants: only the network trains
+    assert all(p.grad is not None for p in model.head.parameters())
+
+
+@pytest.mark.filterwarnings(_NO_TRAINER)
+def test_default_training_loss_is_cross_entropy():
+    model = _tiny_stcnn()
+    batch = _skeleton_batch([0, 2, 1, 1])
+    torch.testing.assert_close(
+        model.training_step(batch, 0), F.cross_entropy(model(batch), batch["label"])
+    )
+    assert isinstance(model.criterion, nn.CrossEntropyLoss) and model.criterion.weight is None
+    assert model.semantic_loss is None and model.log_prior is None
+    smoothed = _tiny_stcnn(label_smoothing=0.1)
+    torch.testing.assert_close(
+        smoothed.training_step(batch, 0),
+        F.cross_entropy(smoothed(batch), batch["label"], label_smoothing=0.1),
+    )
+    # The only new state is the (unknown, all-zero) class histogram.
+    assert [k for k in model.state_dict() if not k.startswith(("backbone.", "head."))] == [
+        "class_counts"
+    ]
+    assert not model.class_counts.any()
+
+
+def test_class_counts_from_the_datamodule_survive_a_checkpoint(synth_imigue, tmp_path):
+    from mgr.datamodules import IMiGUEDataModule
+    from mgr.models.losses import class_log_prior, sqrt_smoothed_weights
+
+    dm = IMiGUEDataModule(synth_imigue, clip_len=8, batch_size=4)
+    kwargs = {"num_joints": dm.num_joints, "channels": (4,), "temporal_strides": (1,)}
+    model = STCNN(
+        dm.num_classes,
+        loss="focal",
+        class_weights="sqrt",
+        logit_adjust_tau=1.0,
+        semantic_loss_weight=0.1,
+        **kwargs,
+    )
+    assert not model.class_counts.any()
+    trainer = pl.Trainer(
+        fast_dev_run=True,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, datamodule=dm)
+    hist = dm.class_histogram("train")
+    assert torch.equal(model.class_counts, hist)
+    torch.testing.assert_close(model.criterion.weight, sqrt_smoothed_weights(hist))
+    torch.testing.assert_close(model.log_prior, class_log_prior(hist))
+
+    path = tmp_path / "longtail.ckpt"
+    trainer.save_checkpoint(path)
+    loaded = STCNN.load_from_checkpoint(path)
+    assert loaded.hparams.class_counts is None
+    assert torch.equal(loaded.class_counts, hist)
+    torch.testing.assert_close(loaded.criterion.weight, model.criterion.weight)
+    torch.testing.assert_close(loaded.log_prior, model.log_prior)
+    torch.testing.assert_close(loaded.semantic_loss.anchors, model.semantic_loss.anchors)
+    # Loss state is derived, not saved: the weights load strictly into a model
+    # configured with any loss, and state dicts without class_counts still load.
+    state = torch.load(path, weights_only=False)["state_dict"]
+    assert not any(k.startswith(("criterion.", "semantic_loss.")) for k in state)
+    plain = STCNN(dm.num_classes, **kwargs)
+    plain.load_state_dict(state)
+    assert torch.equal(plain.class_counts, hist)
+    fresh = STCNN(dm.num_classes, class_weights="sqrt", **kwargs)
+    fresh.load_state_dict({k: v for k, v in state.items() if k != "class_counts"})
+    assert not fresh.class_counts.any()
+
+
+def test_explicit_class_counts_win_over_the_datamodule(synth_imigue, tmp_path):
+    from mgr.datamodules import IMiGUEDataModule
+
+    dm = IMiGUEDataModule(synth_imigue, clip_len=8, batch_size=4)
+    counts = list(range(1, dm.num_classes + 1))
+    model = STCNN(
+        dm.num_classes,
+        num_joints=dm.num_joints,
+        channels=(4,),
+        temporal_strides=(1,),
+        class_weights="sqrt",
+        class_counts=counts,
+    )
+    trainer = pl.Trainer(fast_dev_run=True, logger=False, enable_progress_bar=False)
+    trainer.fit(model, datamodule=dm)
+    assert model.class_counts.tolist() == counts
+
+
+def test_class_weights_without_a_histogram_are_a_clear_error():
+    model = Passthrough(num_classes=3, class_weights="sqrt")
+    batch = collate([{"skeleton": torch.randn(3, 1, 1, 1), "label": 1, "sample_id": "a"}])
+    with pytest.raises(RuntimeError, match="class histogram"):
+        model.training_step(batch, 0)
+    trainer = pl.Trainer(fast_dev_run=True, logger=False, enable_progress_bar=False)
+    loader = _loader(np.zeros((2, 3)), np.zeros(2, dtype=int))
+    with pytest.raises(ValueError, match=r"class_counts=\[\.\.\.\]"):
+        trainer.fit(Passthrough(num_classes=3, logit_adjust_tau=1.0), train_dataloaders=loader)
+    # Given explicitly, no datamodule is needed.
+    model = Passthrough(num_classes=3, class_weights="sqrt", class_counts=[5, 1, 0])
+    trainer = pl.Trainer(fast_dev_run=True, logger=False, enable_progress_bar=False)
+    trainer.fit(model, train_dataloaders=loader)
+    assert model.class_counts.tolist() == [5, 1, 0]
+
+
+def test_bad_longtail_arguments():
+    with pytest.raises(ValueError, match="loss must be"):
+        _tiny_stcnn(loss="ldam")
+    with pytest.raises(ValueError, match="class_weights"):
+        _tiny_stcnn(class_weights="inverse")
+    with pytest.raises(ValueError, match="focal_gamma"):
+        _tiny_stcnn(focal_gamma=-1.0)
+    with pytest.raises(ValueError, match="3 entries"):
+        _tiny_stcnn(class_counts=[1, 2])
+    with pytest.raises(ValueError, match="not all zero"):
+        _tiny_stcnn(class_counts=[0, 0, 0])
+    # 3 orthonormal anchors do not fit in 2-D features.
+    with pytest.raises(ValueError, match="d=2 < 3"):
+        STCNN(3, num_joints=1, channels=(2,), temporal_strides=(1,), semantic_loss_weight=1.0)
