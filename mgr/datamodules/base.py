@@ -13,7 +13,13 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from mgr.classes import ClassList, get_classes
-from mgr.data.datasets import SkeletonClipDataset, SkeletonTransformConfig
+from mgr.data.datasets import (
+    HeatmapClipDataset,
+    HeatmapOptions,
+    SkeletonClipDataset,
+    SkeletonTransformConfig,
+    render_heatmaps,
+)
 from mgr.data.readers.common import ClipRecord
 from mgr.pseudo_label import load_pseudo_labels
 from mgr.skeletons import SkeletonLayout, get_layout
@@ -67,6 +73,9 @@ class MicroGestureDataModule(LightningDataModule):
         extra_labels_with_val: with ``extra_labels``, also train on the
             validation split (the CMPL recipe trains on train ∪ val ∪
             test(pseudo)); validation metrics are then optimistic.
+        heatmap: supply PoseConv3D ``heatmap (B, K, T, H, W)`` volumes rendered
+            from the (pixel) keypoints instead of ``skeleton`` coordinates;
+            ``None``: skeleton coordinates.
     """
 
     #: dataset key of :func:`mgr.classes.get_classes`.
@@ -75,8 +84,6 @@ class MicroGestureDataModule(LightningDataModule):
     parent_layout: ClassVar[str]
     #: default keypoint subset.
     default_keypoints: ClassVar[str]
-    #: batch keys this datamodule supplies (see :mod:`mgr.batch`).
-    supplies: ClassVar[tuple[str, ...]] = ("skeleton", "label", "sample_id")
 
     def __init__(
         self,
@@ -96,6 +103,7 @@ class MicroGestureDataModule(LightningDataModule):
         pin_memory: bool = False,
         extra_labels: str | Path | None = None,
         extra_labels_with_val: bool = True,
+        heatmap: HeatmapOptions | None = None,
     ) -> None:
         super().__init__()
         if scale not in ("shoulder", "none"):
@@ -126,6 +134,7 @@ class MicroGestureDataModule(LightningDataModule):
         self.pin_memory = pin_memory
         self.extra_labels = extra_labels
         self.extra_labels_with_val = extra_labels_with_val
+        self.heatmap = heatmap
         self.layout = self._resolve_layout(self.keypoints)
         self.records: dict[str, list[ClipRecord]] = {}
         self.datasets: dict[str, SkeletonClipDataset] = {}
@@ -145,6 +154,18 @@ class MicroGestureDataModule(LightningDataModule):
         return ("x", "y", "confidence")
 
     # ---------------------------------------------------------------- properties
+    @property
+    def supplies(self) -> tuple[str, ...]:
+        """Batch keys this datamodule supplies (see :mod:`mgr.batch`)."""
+        return ("heatmap" if self.heatmap else "skeleton", "label", "sample_id")
+
+    @property
+    def num_heatmap_channels(self) -> int:
+        """Heatmap channels ``K``: joints or limbs of the keypoint layout."""
+        if self.heatmap is not None and self.heatmap.kind == "limb":
+            return len(self.layout.limbs)
+        return self.layout.num_joints
+
     @property
     def classes(self) -> ClassList:
         """The dataset's class list."""
@@ -271,12 +292,33 @@ class MicroGestureDataModule(LightningDataModule):
             "predict": (self.predict_split,),
         }
         for split in needed.get(stage, _SPLITS):
-            if split not in self.datasets:
-                self.datasets[split] = SkeletonClipDataset(
-                    self._get_records(split),
-                    self.transform_config(train=split == "train"),
-                    train=split == "train",
+            if split in self.datasets:
+                continue
+            train = split == "train"
+            records, config = self._get_records(split), self.transform_config(train=train)
+            if self.heatmap is None:
+                self.datasets[split] = SkeletonClipDataset(records, config, train=train)
+            else:
+                self.datasets[split] = HeatmapClipDataset(
+                    records, config, self.heatmap, self.layout.limbs, train=train
                 )
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
+        """Render heatmaps on the device when ``heatmap.on_device`` is set."""
+        if self.heatmap is None or "pose_keypoint" not in batch:
+            return batch
+        kp, score = batch.pop("pose_keypoint"), batch.pop("pose_score")  # (B, N, M, T, V, 2)
+        size = tuple(batch.pop("heatmap_size")[0].tolist())
+        flip = bool(batch.pop("heatmap_flip")[0])
+        b, n = kp.shape[:2]
+        heatmap = render_heatmaps(
+            kp.flatten(0, 1), score.flatten(0, 1), size, self.heatmap, self.layout.limbs
+        ).unflatten(0, (b, n))
+        if flip:
+            dataset = next(d for d in self.datasets.values() if isinstance(d, HeatmapClipDataset))
+            heatmap = torch.cat([heatmap, dataset.flip_heatmaps(heatmap)], dim=1)
+        batch["heatmap"] = heatmap[:, 0] if heatmap.shape[1] == 1 else heatmap
+        return batch
 
     # ---------------------------------------------------------------- loaders
     def _loader(self, split: Split, shuffle: bool) -> DataLoader:

@@ -1,6 +1,8 @@
 """Recognizers (LightningModules) and their building blocks."""
 
 from .base import Recognizer
+from .checkpoints import LoadReport, load_mmaction_checkpoint
+from .poseconv3d import PoseConv3D
 from .stcnn import STCNN
 
-__all__ = ["STCNN", "Recognizer"]
+__all__ = ["STCNN", "LoadReport", "PoseConv3D", "Recognizer", "load_mmaction_checkpoint"]

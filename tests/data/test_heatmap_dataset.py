@@ -1,0 +1,50 @@
+import torch
+
+from mgr.data.datasets import HeatmapOptions
+from mgr.data.transforms.posec3d import limb_flip_permutation
+from mgr.datamodules import IMiGUEDataModule
+
+
+def _dm(root, kind="joint", on_device=False, **kw):
+    opts = HeatmapOptions(kind=kind, size=24, test_size=28, on_device=on_device)
+    return IMiGUEDataModule(root, clip_len=6, batch_size=3, heatmap=opts, **kw)
+
+
+def _batch(dm, split, seed=0):
+    dm.setup({"train": "fit", "test": "test"}[split])
+    torch.manual_seed(seed)
+    loader = dm.train_dataloader() if split == "train" else dm.test_dataloader()
+    return dm.on_after_batch_transfer(next(iter(loader)), 0)
+
+
+def test_shapes_and_supplied_keys(synth_imigue):
+    dm = _dm(synth_imigue, test_clips=2, test_flip=True)
+    assert dm.supplies == ("heatmap", "label", "sample_id")
+    train, test = _batch(dm, "train"), _batch(dm, "test")
+    assert train["heatmap"].shape == (3, 22, 6, 24, 24)
+    assert test["heatmap"].shape == (3, 4, 22, 6, 28, 28)  # 2 clips x (plain, flipped)
+    assert 0 < float(train["heatmap"].max()) <= 1.0
+    limb = _dm(synth_imigue, kind="limb")
+    assert limb.num_heatmap_channels == len(limb.layout.limbs) == 21
+    assert _batch(limb, "train")["heatmap"].shape == (3, 21, 6, 24, 24)
+
+
+def test_rendering_on_the_device_gives_the_same_volumes(synth_imigue):
+    for kind in ("joint", "limb"):
+        for split in ("train", "test"):
+            a = _batch(_dm(synth_imigue, kind, test_clips=2, test_flip=True, flip_prob=0.5), split)
+            b = _batch(
+                _dm(synth_imigue, kind, True, test_clips=2, test_flip=True, flip_prob=0.5), split
+            )
+            torch.testing.assert_close(a["heatmap"], b["heatmap"], atol=1e-5, rtol=0)
+
+
+def test_flipped_test_views_are_mmaction2_double(synth_imigue):
+    # mmaction2's `double`: reverse the pixels along W and swap left/right channels.
+    for kind in ("joint", "limb"):
+        dm = _dm(synth_imigue, kind, test_flip=True)
+        views = _batch(dm, "test")["heatmap"]  # (B, 2, K, T, H, W)
+        joint_perm = dm.layout.flip_permutation()
+        perm = joint_perm if kind == "joint" else limb_flip_permutation(dm.layout.limbs, joint_perm)
+        expected = views[:, 0].flip(-1)[:, perm]
+        torch.testing.assert_close(views[:, 1], expected, atol=1e-5, rtol=0)
