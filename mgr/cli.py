@@ -27,6 +27,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from mgr.data.synthetic import SynthMGConfig, generate_synthmg
 from mgr.datamodules.base import MicroGestureDataModule
+from mgr.fusion import fuse_main
 from mgr.models.base import Recognizer
 from mgr.predictions import PredictionWriter
 from mgr.pseudo_label import pseudo_label_main
@@ -104,13 +105,7 @@ def _synth(argv: Sequence[str]) -> int:
     return 0
 
 
-def _fuse(argv: Sequence[str]) -> int:
-    from mgr.fusion import fuse_main
-
-    return fuse_main(argv)
-
-
-_EXTRA = {"synth": _synth, "fuse": _fuse, "pseudo-label": pseudo_label_main}
+_EXTRA = {"synth": _synth, "fuse": fuse_main, "pseudo-label": pseudo_label_main}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

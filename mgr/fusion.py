@@ -624,7 +624,8 @@ def format_table(result: FusionResult) -> str:
     """Plain-text table of every model and fusion method; ``*`` marks the chosen method.
 
     Accuracies and F1 are percentages; ``-`` where a split has no labels. ``tau`` and
-    ``weights`` list one value per input model (in the order of the model rows).
+    ``weights`` list one value per input model (in the order of the model rows);
+    ``(guard: uniform)`` flags a weight search whose better grid point the guard refused.
     """
     cols = ("top1", "top5", "macro_f1")
     header = ["  name", *(f"val {c}" for c in cols), *(f"test {c}" for c in cols), "tau", "weights"]
@@ -634,7 +635,8 @@ def format_table(result: FusionResult) -> str:
         val = [f"{100 * r.val[c]:.2f}" for c in cols]
         test = [f"{100 * r.test[c]:.2f}" if r.test else "-" for c in cols]
         tau = _fmt_values(r.tau, compact=True)
-        lines.append([f"{mark} {r.name}", *val, *test, tau, _fmt_values(r.weights)])
+        weights = _fmt_values(r.weights) + (" (guard: uniform)" if r.kept_uniform else "")
+        lines.append([f"{mark} {r.name}", *val, *test, tau, weights])
     widths = [max(len(x[i]) for x in [header, *lines]) for i in range(len(header))]
 
     def fmt(cells: Sequence[str]) -> str:
@@ -646,8 +648,15 @@ def format_table(result: FusionResult) -> str:
 
     rule = "-" * len(fmt(header))
     n_models = len(result.names)
-    chosen = result.chosen_row
-    guard = " (guard kept uniform weights)" if chosen.kept_uniform else ""
+    fusions = [r for r in result.rows if r.kind == "fusion"]
+    best = max(fusions, key=lambda r: r.val[result.metric])
+    gain = best.val[result.metric] - result.chosen_row.val[result.metric]
+    guard = (
+        f" (guard: {best.name} is only {100 * gain:.2f} points better on val, "
+        f"within min_gain {100 * result.min_gain:.2f})"
+        if gain > _TIE
+        else ""
+    )
     return "\n".join(
         [
             f"late fusion of {n_models} prediction sets; selected on {result.val_split!r} by "

@@ -15,16 +15,17 @@ confidence is below ``eps`` are not drawn, nor are non-finite coordinates.
 The reference loops over frames, channels and persons in Python; here a whole
 clip (or batch) is computed at once, on the device of the keypoints, so that a
 GPU can generate a batch's heatmaps itself. A joint's Gaussian is the outer
-product of two 1-D profiles, each already cut to its window, so it costs one
-multiplication per pixel. A limb's distance field is not separable; it is
+product of two 1-D profiles, each cut to its window, written as a small patch
+into zeros. A limb's distance field is not separable; it is
 evaluated with the reference's own float32 formula (whose rounding matters at
-the 1e-5 level for long limbs), on whole frames, in chunks of channels that
-keep the temporaries in cache.
+the 1e-5 level for long limbs) on a crop around each limb, in groups of
+channels with crops of similar size that keep the temporaries in cache.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -35,7 +36,7 @@ __all__ = ["batch_joint_heatmaps", "batch_limb_heatmaps", "joint_heatmaps", "lim
 # Elements per temporary in the chunked loops: small enough to stay in a CPU
 # core's cache, large enough on a GPU for kernel launches not to dominate.
 _CPU_CHUNK_ELEMENTS = 2**16
-_GPU_CHUNK_ELEMENTS = 2**24
+_GPU_CHUNK_ELEMENTS = 2**22
 # torch's CPU exp takes a ~70x slower path for arguments whose result is not
 # a normal float32 (below about -87.3), so exponents are clamped to this and
 # results at or below exp(_MIN_EXPONENT) are set to exactly 0 afterwards.
@@ -122,21 +123,24 @@ def batch_joint_heatmaps(
     keypoint, value = _prepare(keypoint, score, sigma)
     b, m, t, v, _ = keypoint.shape
     height, width = size
-    # Persons first, then channels in output order (B, V, T), flattened to N.
-    centre = keypoint.permute(1, 0, 3, 2, 4).reshape(m, -1, 2)
-    value = value.permute(1, 0, 3, 2).reshape(m, -1)
-    value = torch.where(value >= eps, value, 0.0)  # NaN confidences fail the test too
-    gx = _gaussian_profile(centre[..., 0], width, sigma)  # (M, N, W)
-    gy = _gaussian_profile(centre[..., 1], height, sigma) * value[..., None]  # (M, N, H)
-
     if m == 0:
         return keypoint.new_zeros(b, v, t, height, width)
-    # The 2-D Gaussian is the outer product of the two 1-D profiles.
-    out = torch.mul(gy[0, :, :, None], gx[0, :, None, :])
-    step = _chunk_size(height * width, keypoint.device)
-    for sl in _slices(b * v * t, step) if m > 1 else ():
-        for p in range(1, m):  # max, not sum, over persons
-            torch.maximum(out[sl], gy[p, sl, :, None] * gx[p, sl, None, :], out=out[sl])
+    # Persons first, then channels in output order (B, V, T), flattened to N.
+    n = b * v * t
+    centre = keypoint.permute(1, 0, 3, 2, 4).reshape(m, n, 2)
+    value = value.permute(1, 0, 3, 2).reshape(m, n)
+    value = torch.where(value >= eps, value, 0.0)  # NaN confidences fail the test too
+    pixel, profile = _gaussian_windows(centre, (width, height), sigma)  # (M, N, 2, K) each
+    (x, y), (gx, gy) = pixel.unbind(-2), profile.unbind(-2)
+
+    # The 2-D Gaussian is the outer product of the two 1-D profiles: a K x K
+    # patch per joint, written into the zeros; max, not sum, over persons
+    # (and over the zeros of pixels past a window, which share an index).
+    patch = (gy * value[..., None])[..., :, None] * gx[..., None, :]
+    channel = torch.arange(n, device=keypoint.device)[:, None, None]
+    index = (channel * height + y[..., :, None]) * width + x[..., None, :]
+    out = keypoint.new_zeros(n * height * width)
+    out.scatter_reduce_(0, index.flatten(), patch.flatten(), "amax")
     return out.view(b, v, t, height, width)
 
 
@@ -168,19 +172,29 @@ def batch_limb_heatmaps(
     if any(not (0 <= k < v) for limb in limbs for k in limb):
         raise ValueError(f"limb indices must lie in [0, {v}), got {limbs}")
     n = b * len(limbs) * t
+    if m == 0 or n == 0:
+        return keypoint.new_zeros(b, len(limbs), t, height, width)
     index = torch.tensor(limbs, dtype=torch.long, device=keypoint.device).reshape(-1, 2)
     # Persons first, then channels in output order (B, L, T), flattened to N.
     start, end = (keypoint[:, :, :, i].permute(1, 0, 3, 2, 4).reshape(m, n, 2) for i in index.T)
     start_value, end_value = (value[..., i].permute(1, 0, 3, 2).reshape(m, n) for i in index.T)
     terms = _limb_terms(start, end, start_value, end_value, size, sigma, eps)
 
-    out = torch.zeros(n, height, width, device=keypoint.device)
-    step = _chunk_size(height * width, keypoint.device)
-    for sl, rows, cols in _crops(terms.first, terms.stop, step):
-        exponent = _limb_exponent(terms, 0, sl, rows, cols, sigma)
-        for p in range(1, m):  # exp is monotonic: the max over persons can come first
-            torch.maximum(exponent, _limb_exponent(terms, p, sl, rows, cols, sigma), out=exponent)
-        _exp_or_zero(exponent, out=out[sl, rows, cols])
+    # Each channel is computed on a crop that covers its windows (of all
+    # persons); channels with crops of similar size are processed together.
+    out = torch.zeros(n * height * width, device=keypoint.device)
+    for channels, (h, w) in _crop_groups(terms.first, terms.stop, _budget(keypoint.device)):
+        y0 = terms.first[channels, 0].clamp(max=height - h).long()  # keeps the crop inside
+        x0 = terms.first[channels, 1].clamp(max=width - w).long()
+        rows = y0[:, None] + torch.arange(h, device=y0.device)  # (k, h)
+        cols = x0[:, None] + torch.arange(w, device=x0.device)  # (k, w)
+        exponent = None
+        for p in range(m):  # exp is monotonic: the max over persons can come first
+            e = _limb_exponent(terms, p, channels, rows, cols, sigma)
+            exponent = e if exponent is None else torch.maximum(exponent, e, out=exponent)
+        pixel = (channels[:, None] * height + rows)[:, :, None] * width + cols[:, None, :]
+        # scatter_ rather than out[pixel] = ...: several times faster on CPU.
+        out.scatter_(0, pixel.flatten(), _exp_or_zero(exponent).flatten())
     return out.view(b, len(limbs), t, height, width)
 
 
@@ -218,13 +232,14 @@ def _pixels(length: int, device: torch.device) -> Tensor:
     return torch.arange(length, device=device, dtype=torch.float32)
 
 
-def _window(low: Tensor, high: Tensor, length: int, sigma: float) -> tuple[Tensor, Tensor]:
+def _window(low: Tensor, high: Tensor, length: int | Tensor, sigma: float) -> tuple[Tensor, Tensor]:
     """The reference's window along an image axis: pixels ``first <= i < stop``.
 
     Args:
         low: ``(...)`` smallest coordinate to cover.
         high: ``(...)`` largest coordinate to cover.
-        length: number of pixels along the axis.
+        length: number of pixels along the axis (a tensor that broadcasts
+            with ``low`` for several axes).
         sigma: the window reaches ``3 sigma`` beyond ``low`` and ``high``.
 
     Returns:
@@ -244,43 +259,39 @@ def _inside(first: Tensor, stop: Tensor, length: int) -> Tensor:
     return (pixel >= first[..., None]) & (pixel < stop[..., None])
 
 
-def _gaussian_profile(centre: Tensor, length: int, sigma: float) -> Tensor:
-    """1-D Gaussian along an image axis, zero outside its ``±3 sigma`` window.
+def _gaussian_windows(
+    centre: Tensor, length: tuple[int, ...], sigma: float
+) -> tuple[Tensor, Tensor]:
+    """1-D Gaussians over their ``±3 sigma`` windows along the image axes.
 
     Args:
-        centre: ``(...)`` centres.
-        length: number of pixels along the axis.
+        centre: ``(..., A)`` coordinates along ``A`` axes.
+        length: pixels along each of the ``A`` axes.
         sigma: standard deviation in pixels.
 
     Returns:
-        ``(..., length)`` float32 profiles, peak 1.
+        ``(..., A, K)`` long pixel indices and float32 values (peak 1) of
+        the ``K`` pixels from the start of each window; pixels past its end
+        get the value 0 (and index 0, to stay inside the image).
     """
-    exponent = (_pixels(length, centre.device) - centre[..., None]).square() / (-2 * sigma**2)
-    profile = exponent.clamp_(min=_MIN_EXPONENT).exp_()  # only far outside the window
-    return torch.where(_inside(*_window(centre, centre, length, sigma), length), profile, 0.0)
+    # A window spans at most floor(6 sigma) + 2 pixels; one more for rounding.
+    span = min(math.floor(6 * sigma) + 3, max(length))
+    first, stop = _window(centre, centre, centre.new_tensor(length), sigma)
+    pixel = first[..., None] + _pixels(span, centre.device)
+    inside = pixel < stop[..., None]  # False for NaN centres too
+    exponent = (pixel - centre[..., None]).square_().mul_(-0.5 / sigma**2)
+    profile = exponent.clamp_(min=_MIN_EXPONENT).exp_()  # clamped only for tiny sigma
+    return torch.where(inside, pixel, 0.0).long(), torch.where(inside, profile, 0.0)
 
 
 class _LimbTerms(NamedTuple):
-    """What :func:`_limb_exponent` needs of ``N`` limbs of ``M`` persons.
+    """What :func:`_limb_exponent` needs of ``N`` limb channels of ``M`` persons."""
 
-    The tensors broadcast to ``(M, N, H, W)``.
-    """
-
-    start_x: Tensor  # (M, N, 1, 1) a_x
-    start_y: Tensor  # (M, N, 1, 1) a_y
-    delta_x: Tensor  # (M, N, 1, 1) b_x - a_x, zero for a point
-    delta_y: Tensor  # (M, N, 1, 1) b_y - a_y, zero for a point
-    d2_ab: Tensor  # (M, N, 1, 1) |b - a|^2, one for a point
-    d2_start_x: Tensor  # (M, N, 1, W) (x - a_x)^2
-    d2_start_y: Tensor  # (M, N, H, 1) (y - a_y)^2
-    d2_end_x: Tensor  # (M, N, 1, W) (x - b_x)^2
-    d2_end_y: Tensor  # (M, N, H, 1) (y - b_y)^2
-    log_value_x: Tensor  # (M, N, 1, W) 0 inside the window, -inf outside
-    log_value_y: Tensor  # (M, N, H, 1) log(value) inside the window, -inf outside
-    first: Tensor  # (M, N, 2) window start (y, x); (H, W) if nothing is drawn
-    stop: Tensor  # (M, N, 2) window stop (y, x); (0, 0) if nothing is drawn
-    x: Tensor  # (W,) pixel columns
-    y: Tensor  # (H, 1) pixel rows
+    along_x: Tensor  # (M, N, 3, W) (x - a_x)^2, (x - b_x)^2, x (+inf outside the window)
+    along_y: Tensor  # (M, N, 3, H) the same for y
+    limb: Tensor  # (M, N, 6) a_x, a_y, b_x - a_x, b_y - a_y, |b - a|^2, log(value)
+    first: Tensor  # (N, 2) first (y, x) pixel of any person's window; (H, W) if none
+    stop: Tensor  # (N, 2) stop (y, x) of any person's window; (0, 0) if none
 
 
 def _limb_terms(
@@ -326,38 +337,31 @@ def _limb_terms(
     first_x, stop_x = _window(low[..., 0], high[..., 0], width, sigma)
     first_y, stop_y = _window(low[..., 1], high[..., 1], height, sigma)
     drawn &= (stop_x > first_x) & (stop_y > first_y)
-    in_x = _inside(first_x, stop_x, width)
-    in_y = _inside(first_y, stop_y, height) & drawn[..., None]
-    log_value = torch.where(in_y, value.log()[..., None], -torch.inf)  # (M, N, H)
-    # Empty windows for what is not drawn, so that _crops skips them.
-    first = torch.stack([first_y, first_x], -1)
-    first = torch.where(drawn[..., None], first, first.new_tensor([height, width]))
-    stop = torch.where(drawn[..., None], torch.stack([stop_y, stop_x], -1), 0.0)
+    first = torch.stack([first_y, first_x], -1).where(drawn[..., None], torch.inf)
+    stop = torch.stack([stop_y, stop_x], -1).where(drawn[..., None], 0.0)
+    first = first.amin(0).minimum(first.new_tensor([height, width]))  # union over persons
+    stop = stop.amax(0)
+
+    def along(pixel: Tensor, a: Tensor, b: Tensor, inside: Tensor) -> Tensor:
+        # A pixel coordinate of +inf puts the pixel at infinite distance: exp(-inf) = 0.
+        coordinate = torch.where(inside, pixel, torch.inf)
+        return torch.stack([(pixel - a).square(), (pixel - b).square(), coordinate], -2)
 
     x, y = _pixels(width, start.device), _pixels(height, start.device)
-    a_x, a_y = start[..., 0, None], start[..., 1, None]
-    b_x, b_y = end[..., 0, None], end[..., 1, None]
+    log_value = torch.where(drawn, value.log(), -torch.inf)
     return _LimbTerms(
-        start_x=a_x[..., None],
-        start_y=a_y[..., None],
-        delta_x=delta[..., 0, None, None],
-        delta_y=delta[..., 1, None, None],
-        d2_ab=d2_ab[..., None, None],
-        d2_start_x=(x - a_x).square()[..., None, :],
-        d2_start_y=(y - a_y).square()[..., :, None],
-        d2_end_x=(x - b_x).square()[..., None, :],
-        d2_end_y=(y - b_y).square()[..., :, None],
-        log_value_x=torch.where(in_x, 0.0, -torch.inf)[..., None, :],
-        log_value_y=log_value[..., :, None],
+        along_x=along(x, start[..., :1], end[..., :1], _inside(first_x, stop_x, width)),
+        along_y=along(y, start[..., 1:], end[..., 1:], _inside(first_y, stop_y, height)),
+        limb=torch.stack(
+            [start[..., 0], start[..., 1], delta[..., 0], delta[..., 1], d2_ab, log_value], -1
+        ),
         first=first,
         stop=stop,
-        x=x,
-        y=y[:, None],
     )
 
 
 def _limb_exponent(
-    terms: _LimbTerms, person: int, sl: slice, rows: slice, cols: slice, sigma: float
+    terms: _LimbTerms, person: int, channels: Tensor, rows: Tensor, cols: Tensor, sigma: float
 ) -> Tensor:
     """``log(value) - d2 / (2 sigma^2)`` of one person's limbs, ``d2`` to the segment.
 
@@ -369,90 +373,79 @@ def _limb_exponent(
     Args:
         terms: the limbs' terms from :func:`_limb_terms`.
         person: which person.
-        sl: which channels (``n`` of them).
-        rows: which rows of the image (``h`` of them).
-        cols: which columns of the image (``w`` of them).
+        channels: ``(k,)`` which channels.
+        rows: ``(k, h)`` which image rows, per channel.
+        cols: ``(k, w)`` which image columns, per channel.
         sigma: standard deviation of the Gaussian profile in pixels.
 
     Returns:
-        ``(n, h, w)`` exponents, ``-inf`` outside each limb's window.
+        ``(k, h, w)`` exponents, ``-inf`` outside each limb's window.
     """
+    k, h, w = rows.shape[0], rows.shape[1], cols.shape[1]
+    along_x = terms.along_x[person, channels].gather(-1, cols[:, None].expand(k, 3, w))
+    along_y = terms.along_y[person, channels].gather(-1, rows[:, None].expand(k, 3, h))
+    d2_start_x, d2_end_x, x = along_x[:, :, None, :].unbind(1)  # (k, 1, w) each
+    d2_start_y, d2_end_y, y = along_y[:, :, :, None].unbind(1)  # (k, h, 1) each
+    a_x, a_y, delta_x, delta_y, d2_ab, log_value = terms.limb[
+        person, channels, :, None, None
+    ].unbind(1)
 
-    def row(t: Tensor) -> Tensor:  # (M, N, H, 1) -> (n, h, 1)
-        return t[person, sl, rows]
-
-    def col(t: Tensor) -> Tensor:  # (M, N, 1, W) -> (n, 1, w)
-        return t[person, sl, :, cols]
-
-    def per_limb(t: Tensor) -> Tensor:  # (M, N, 1, 1) -> (n, 1, 1)
-        return t[person, sl]
-
-    d2_start = row(terms.d2_start_y) + col(terms.d2_start_x)
-    d2_end = row(terms.d2_end_y) + col(terms.d2_end_x)
     # Projection parameter of the pixel on the segment; (u / 2) / d == u / (2 d) exactly.
-    d2_ab = per_limb(terms.d2_ab)
-    coeff = d2_start.sub_(d2_end).add_(d2_ab).div_(2 * d2_ab)
+    coeff = (d2_start_y + d2_start_x).sub_(d2_end_y + d2_end_x).add_(d2_ab).div_(2 * d2_ab)
     # coeff <= 0 projects onto a itself: d2_start, bit for bit. coeff >= 1
     # projects onto a + (b - a), within an ulp of b (the reference takes d2_end).
     coeff.clamp_(0, 1)
-    dx = torch.mul(coeff, per_limb(terms.delta_x)).add_(per_limb(terms.start_x))
-    dx = torch.sub(terms.x[cols], dx, out=dx).square_()
-    dy = coeff.mul_(per_limb(terms.delta_y)).add_(per_limb(terms.start_y))
-    dy = torch.sub(terms.y[rows], dy, out=dy).square_()
-    d2 = dx.add_(dy)
-    exponent = row(terms.log_value_y) + col(terms.log_value_x)
-    return exponent.add_(d2, alpha=-0.5 / sigma**2)
+    dx = torch.mul(coeff, delta_x).add_(a_x)
+    dx = torch.sub(x, dx, out=dx).square_()
+    dy = coeff.mul_(delta_y).add_(a_y)
+    dy = torch.sub(y, dy, out=dy).square_()
+    return torch.add(log_value, dx.add_(dy), alpha=-0.5 / sigma**2)
 
 
-def _exp_or_zero(exponent: Tensor, out: Tensor) -> Tensor:
-    """``exp(exponent)`` that is exactly 0 for exponents below ``_MIN_EXPONENT``.
+def _exp_or_zero(exponent: Tensor) -> Tensor:
+    """``exp(exponent)``, exactly 0 for exponents below ``_MIN_EXPONENT``.
 
     Args:
-        exponent: ``(...)`` exponents (may be ``-inf``); clamped in place.
-        out: ``(...)`` float32 output.
+        exponent: ``(...)`` exponents (may be ``-inf``); overwritten.
 
     Returns:
-        ``out``.
+        ``(...)`` the result, in the memory of ``exponent``.
     """
-    torch.exp(exponent.clamp_(min=_MIN_EXPONENT), out=out)
-    return torch.nn.functional.threshold_(out, _TINY, 0.0)
+    values = exponent.clamp_(min=_MIN_EXPONENT).exp_()
+    return torch.nn.functional.threshold_(values, _TINY, 0.0)
 
 
-def _chunk_size(per_item: int, device: torch.device) -> int:
-    """How many items of ``per_item`` elements make one chunk on ``device``."""
-    budget = _CPU_CHUNK_ELEMENTS if device.type == "cpu" else _GPU_CHUNK_ELEMENTS
-    return max(1, budget // max(per_item, 1))
+def _budget(device: torch.device) -> int:
+    """Elements per temporary of a chunked loop on ``device``."""
+    return _CPU_CHUNK_ELEMENTS if device.type == "cpu" else _GPU_CHUNK_ELEMENTS
 
 
-def _slices(n: int, step: int) -> Iterator[slice]:
-    """Consecutive slices of ``step`` items covering ``range(n)``."""
-    for i in range(0, n, step):
-        yield slice(i, min(i + step, n))
-
-
-def _crops(first: Tensor, stop: Tensor, step: int) -> Iterator[tuple[slice, slice, slice]]:
-    """Chunks of channels, each with the rectangle of the image its windows cover.
-
-    Consecutive channels are one limb in consecutive frames, so their windows
-    are close and the rectangle is usually much smaller than the image.
+def _crop_groups(first: Tensor, stop: Tensor, budget: int) -> list[tuple[Tensor, tuple[int, int]]]:
+    """Group the channels with something to draw by the size of their crops.
 
     Args:
-        first: ``(M, N, 2)`` window starts ``(y, x)``.
-        stop: ``(M, N, 2)`` window stops ``(y, x)``.
-        step: channels per chunk.
+        first: ``(N, 2)`` first pixel ``(y, x)`` of each channel's crop.
+        stop: ``(N, 2)`` stop ``(y, x)`` of each channel's crop; empty if
+            there is nothing to draw.
+        budget: about this many crop pixels per group (one crop may be larger).
 
-    Yields:
-        ``(channels, rows, cols)`` slices; chunks with nothing to draw are left out.
+    Returns:
+        ``(channels, (h, w))`` per group: ``(k,)`` channel indices and a crop
+        size that holds each of their crops.
     """
-    n = first.shape[1]
-    if n == 0 or first.shape[0] == 0:
-        return
-    pad = -n % step  # padding windows are empty: they start at inf and stop at 0
-    first = torch.nn.functional.pad(first, (0, 0, 0, pad), value=torch.inf)
-    stop = torch.nn.functional.pad(stop, (0, 0, 0, pad), value=0)
-    first = first.unflatten(1, (-1, step)).amin(dim=(0, 2))
-    stop = stop.unflatten(1, (-1, step)).amax(dim=(0, 2))
-    bounds = torch.cat([first, stop], -1).int().tolist()  # one transfer for all chunks
-    for sl, (y0, x0, y1, x1) in zip(_slices(n, step), bounds, strict=True):
-        if y1 > y0 and x1 > x0:
-            yield sl, slice(y0, y1), slice(x0, x1)
+    extent = (stop - first).clamp_(min=0).long()
+    channels = (extent > 0).all(-1).nonzero()[:, 0]
+    if len(channels) == 0:
+        return []
+    extent = extent[channels]
+    # By height, then width (both < 2**16), so that a group's crops are alike.
+    order = torch.argsort(extent[:, 0] * 2**16 + extent[:, 1])
+    channels, extent = channels[order], extent[order]
+    # Cut where the running total of crop areas crosses a multiple of the budget.
+    group = extent.prod(-1).cumsum(0).sub_(1).div_(budget, rounding_mode="floor")
+    group, counts = torch.unique_consecutive(group, return_inverse=True, return_counts=True)[1:]
+    crop = extent.new_zeros(len(counts), 2)
+    crop.scatter_reduce_(0, group[:, None].expand(-1, 2), extent, "amax")
+    sizes = torch.cat([counts[:, None], crop], -1).tolist()  # one transfer from the device
+    chunks = channels.split([k for k, _, _ in sizes])
+    return [(chunk, (h, w)) for chunk, (_, h, w) in zip(chunks, sizes, strict=True)]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from mgr.data.transforms import heatmaps
 from mgr.data.transforms.heatmaps import (
     batch_joint_heatmaps,
     batch_limb_heatmaps,
@@ -187,6 +188,27 @@ def test_batched_equals_stacked():
     for i in range(3):
         torch.testing.assert_close(joints[i], joint_heatmaps(kp[i], score[i], size))
         torch.testing.assert_close(limbs[i], limb_heatmaps(kp[i], score[i], size, LIMBS, 1.0))
+
+
+@pytest.mark.parametrize("budget", [1, 2**30])
+def test_chunking_does_not_change_the_result(monkeypatch, budget):
+    """One channel per chunk, or all channels in one chunk: the same heatmaps."""
+    kp, score = random_clip(10, 2)
+    joints = joint_heatmaps(kp, score, (48, 64))
+    limbs = limb_heatmaps(kp, score, (48, 64), LIMBS)
+    monkeypatch.setattr(heatmaps, "_CPU_CHUNK_ELEMENTS", budget)
+    torch.testing.assert_close(joint_heatmaps(kp, score, (48, 64)), joints)
+    torch.testing.assert_close(limb_heatmaps(kp, score, (48, 64), LIMBS), limbs)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    kp, score = random_clip(11, 2)
+    kp, score = torch.from_numpy(kp), torch.from_numpy(score)
+    for fn, extra in ((joint_heatmaps, ()), (limb_heatmaps, (LIMBS,))):
+        on_gpu = fn(kp.cuda(), score.cuda(), (48, 64), *extra)
+        assert on_gpu.device.type == "cuda"
+        torch.testing.assert_close(on_gpu.cpu(), fn(kp, score, (48, 64), *extra), atol=1e-6, rtol=0)
 
 
 # ------------------------------------------------------------------ hand-checked cases

@@ -70,10 +70,10 @@ def test_flip_keypoints_mirrors_and_swaps():
     kp[0, 0, 5] = 0  # missing joint
     score = rng.uniform(0, 1, (1, 3, 22)).astype(np.float32)
     out, s = flip_keypoints(kp, score, 56, perm)
-    r, l = IMIGUE_MIGA_22.index("RWrist"), IMIGUE_MIGA_22.index("LWrist")
-    np.testing.assert_allclose(out[0, :, r, 0], 56 - kp[0, :, l, 0])
-    np.testing.assert_allclose(out[0, :, r, 1], kp[0, :, l, 1])
-    np.testing.assert_allclose(s[0, :, r], score[0, :, l])
+    rw, lw = IMIGUE_MIGA_22.index("RWrist"), IMIGUE_MIGA_22.index("LWrist")
+    np.testing.assert_allclose(out[0, :, rw, 0], 56 - kp[0, :, lw, 0])
+    np.testing.assert_allclose(out[0, :, rw, 1], kp[0, :, lw, 1])
+    np.testing.assert_allclose(s[0, :, rw], score[0, :, lw])
     assert np.all(out[0, 0, perm[5]] == 0)  # missing stays zero (not W - 0)
 
 
