@@ -1,5 +1,14 @@
-"""Transforms: pose (sampling, normalisation, flip); heatmaps and video come with their issues."""
+"""Transforms: pose (sampling, normalisation, flip), PoseConv3D keypoints and heatmaps."""
 
+from .heatmaps import batch_joint_heatmaps, batch_limb_heatmaps, joint_heatmaps, limb_heatmaps
 from .pose import flip_skeleton, normalize_skeleton, uniform_sample_indices
 
-__all__ = ["flip_skeleton", "normalize_skeleton", "uniform_sample_indices"]
+__all__ = [
+    "batch_joint_heatmaps",
+    "batch_limb_heatmaps",
+    "flip_skeleton",
+    "joint_heatmaps",
+    "limb_heatmaps",
+    "normalize_skeleton",
+    "uniform_sample_indices",
+]

@@ -7,19 +7,20 @@ pixels (pixel centres at integer coordinates) drawn inside a window of
 between two joints, drawn inside the bounding box of its endpoints grown by
 ``3 sigma``. A joint or limb is scaled by its confidence, and persons are
 merged by their maximum. The window bounds follow the reference exactly,
-quirks included: ``int()`` truncates toward zero (so a window that would start
-at a negative coordinate starts later than ``floor`` would put it), the end
-gets ``+ 1``, and both are clipped to the image. Joints and limbs whose
-confidence is below ``eps`` are not drawn, nor are non-finite coordinates.
+quirks included: ``int()`` truncates toward zero (so a joint less than
+``3 sigma + 1`` pixels left of the image still draws into its first column,
+where ``floor`` would not), the end gets ``+ 1``, and both are clipped to the
+image. Joints and limbs whose confidence is below ``eps`` are not drawn, nor
+are non-finite coordinates.
 
 The reference loops over frames, channels and persons in Python; here a whole
 clip (or batch) is computed at once, on the device of the keypoints, so that a
 GPU can generate a batch's heatmaps itself. A joint's Gaussian is the outer
-product of two 1-D profiles, each cut to its window, written as a small patch
-into zeros. A limb's distance field is not separable; it is
-evaluated with the reference's own float32 formula (whose rounding matters at
-the 1e-5 level for long limbs) on a crop around each limb, in groups of
-channels with crops of similar size that keep the temporaries in cache.
+product of two 1-D profiles cut to its window, written into zeros as a small
+patch. A limb's distance field is not separable: it is evaluated with the
+reference's own float32 formula (whose rounding matters at the 1e-5 level for
+long limbs) on a crop around each limb, for groups of channels whose crops
+have similar sizes, few enough at a time to keep the temporaries in cache.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from torch import Tensor
 
 __all__ = ["batch_joint_heatmaps", "batch_limb_heatmaps", "joint_heatmaps", "limb_heatmaps"]
 
-# Elements per temporary in the chunked loops: small enough to stay in a CPU
-# core's cache, large enough on a GPU for kernel launches not to dominate.
+# Crop pixels per group of limb channels: few enough for the temporaries to
+# stay in a CPU core's cache, enough on a GPU for kernel launches not to matter.
 _CPU_CHUNK_ELEMENTS = 2**16
 _GPU_CHUNK_ELEMENTS = 2**22
 # torch's CPU exp takes a ~70x slower path for arguments whose result is not
@@ -123,8 +124,6 @@ def batch_joint_heatmaps(
     keypoint, value = _prepare(keypoint, score, sigma)
     b, m, t, v, _ = keypoint.shape
     height, width = size
-    if m == 0:
-        return keypoint.new_zeros(b, v, t, height, width)
     # Persons first, then channels in output order (B, V, T), flattened to N.
     n = b * v * t
     centre = keypoint.permute(1, 0, 3, 2, 4).reshape(m, n, 2)
