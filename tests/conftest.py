@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from mgr.data.synthetic import generate_synthmg
 
@@ -23,3 +24,12 @@ def synth_smg(tmp_path_factory) -> Path:
     return generate_synthmg(
         tmp_path_factory.mktemp("synth_smg"), layout="smg", seed=2, subjects=(2, 1, 1), **TINY
     )
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test with one intra-op thread (tiny convolutions only lose to thread sync)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -93,13 +93,17 @@ class SkeletonClipDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         rec = self.records[index]
         try:
-            skeleton = self._load(rec)
+            item = self._load_inputs(rec)
         except Exception as err:  # name the sample: one bad clip must say which it is
             raise RuntimeError(
                 f"failed to load sample {rec.sample_id!r} (frames {rec.start}-{rec.end} of "
                 f"{rec.source}): {err}"
             ) from err
-        return {"skeleton": skeleton, "label": rec.label, "sample_id": rec.sample_id}
+        return {**item, "label": rec.label, "sample_id": rec.sample_id}
+
+    def _load_inputs(self, rec: ClipRecord) -> dict:
+        """The model inputs of one record (subclasses supply other modalities)."""
+        return {"skeleton": self._load(rec)}
 
     def _load(self, rec: ClipRecord) -> torch.Tensor:
         cfg = self.config
@@ -202,18 +206,7 @@ class HeatmapClipDataset(SkeletonClipDataset):
             # every limb has a mirror image so flipped limb heatmaps stay meaningful.
             limb_flip_permutation(self.limbs, cfg_flip)
 
-    def __getitem__(self, index: int) -> dict:
-        rec = self.records[index]
-        try:
-            item = self._load_pose(rec)
-        except Exception as err:  # name the sample: one bad clip must say which it is
-            raise RuntimeError(
-                f"failed to load sample {rec.sample_id!r} (frames {rec.start}-{rec.end} of "
-                f"{rec.source}): {err}"
-            ) from err
-        return {**item, "label": rec.label, "sample_id": rec.sample_id}
-
-    def _load_pose(self, rec: ClipRecord) -> dict:
+    def _load_inputs(self, rec: ClipRecord) -> dict:
         cfg, opt = self.config, self.options
         kp = rec.keypoint if cfg.joints is None else rec.keypoint[:, list(cfg.joints)]
         xy = kp[..., :2].astype(np.float32)

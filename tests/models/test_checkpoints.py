@@ -11,14 +11,7 @@ from mgr.models import Recognizer
 from mgr.models.backbones.resnet3d_slowonly import ResNet3dSlowOnly, slowonly_pose
 from mgr.models.checkpoints import DEFAULT_PREFIX_MAP, LoadReport, load_mmaction_checkpoint
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny convolutions: intra-op threads only add sync overhead on a shared CPU.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny_backbone() -> ResNet3dSlowOnly:

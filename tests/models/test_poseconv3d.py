@@ -3,13 +3,7 @@ import torch
 
 from mgr.models import PoseConv3D
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_forward_shapes_and_default_config():

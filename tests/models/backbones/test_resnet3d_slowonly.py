@@ -12,14 +12,7 @@ from mgr.models.backbones.resnet3d_slowonly import (
     slowonly_r50_rgb,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny convolutions: intra-op threads only add sync overhead on a shared CPU.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
