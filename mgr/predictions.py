@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.utilities import rank_zero_info
 
 from mgr.classes import ma52_fine_to_coarse
 
@@ -262,7 +263,7 @@ class PredictionWriter(BasePredictionWriter):
         if self.submission and dataset in ("imigue", "smg", "ma52"):
             sub = write_submission(self.out_dir, split, preds, dataset)
             msg += f"; submission file {sub}"
-        print(msg)
+        rank_zero_info(msg)
 
 
 def write_submission(

@@ -28,6 +28,7 @@ __all__ = [
     "HeatmapOptions",
     "SkeletonClipDataset",
     "SkeletonTransformConfig",
+    "flip_heatmaps",
     "render_heatmaps",
 ]
 
@@ -262,22 +263,35 @@ class HeatmapClipDataset(SkeletonClipDataset):
         return {"heatmap": heatmap[0] if len(heatmap) == 1 else heatmap}
 
     def flip_heatmaps(self, heatmap: torch.Tensor) -> torch.Tensor:
-        """mmaction2's test-time ``double`` flip: reverse W, swap left/right channels.
+        """Test-time flip of rendered volumes; see :func:`flip_heatmaps`."""
+        return flip_heatmaps(heatmap, self.config.flip_permutation, self.options.kind, self.limbs)
 
-        It flips the rendered volume rather than the keypoints: the ±3σ window is
-        truncated with ``int()``, so it is not symmetric and a re-rendered mirror
-        image differs slightly at the window's edges.
 
-        Args:
-            heatmap: ``(..., K, T, H, W)``.
+def flip_heatmaps(
+    heatmap: torch.Tensor,
+    flip_permutation: Sequence[int],
+    kind: str,
+    limbs: Sequence[tuple[int, int]],
+) -> torch.Tensor:
+    """mmaction2's test-time ``double`` flip: reverse W, swap left/right channels.
 
-        Returns:
-            The mirrored volumes, same shape.
-        """
-        perm = self.config.flip_permutation
-        if self.options.kind == "limb":
-            perm = limb_flip_permutation(self.limbs, perm)
-        return heatmap.flip(-1)[..., list(perm), :, :, :]
+    It flips the rendered volume rather than the keypoints: the ±3σ window is
+    truncated with ``int()``, so it is not symmetric and a re-rendered mirror
+    image differs slightly at the window's edges.
+
+    Args:
+        heatmap: ``(..., K, T, H, W)``.
+        flip_permutation: ``(V,)`` left/right joint permutation.
+        kind: ``"joint"`` or ``"limb"`` channels.
+        limbs: joint pairs of the limb channels.
+
+    Returns:
+        The mirrored volumes, same shape.
+    """
+    perm = list(flip_permutation)
+    if kind == "limb":
+        perm = limb_flip_permutation(limbs, perm)
+    return heatmap.flip(-1)[..., perm, :, :, :]
 
 
 def render_heatmaps(

@@ -18,6 +18,7 @@ from mgr.data.datasets import (
     HeatmapOptions,
     SkeletonClipDataset,
     SkeletonTransformConfig,
+    flip_heatmaps,
     render_heatmaps,
 )
 from mgr.data.readers.common import ClipRecord
@@ -315,8 +316,10 @@ class MicroGestureDataModule(LightningDataModule):
             kp.flatten(0, 1), score.flatten(0, 1), size, self.heatmap, self.layout.limbs
         ).unflatten(0, (b, n))
         if flip:
-            dataset = next(d for d in self.datasets.values() if isinstance(d, HeatmapClipDataset))
-            heatmap = torch.cat([heatmap, dataset.flip_heatmaps(heatmap)], dim=1)
+            mirrored = flip_heatmaps(
+                heatmap, self.layout.flip_permutation(), self.heatmap.kind, self.layout.limbs
+            )
+            heatmap = torch.cat([heatmap, mirrored], dim=1)
         batch["heatmap"] = heatmap[:, 0] if heatmap.shape[1] == 1 else heatmap
         return batch
 

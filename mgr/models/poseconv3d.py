@@ -14,10 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from .backbones.resnet3d_slowonly import ResNet3dSlowOnly
 from .base import Recognizer
+from .checkpoints import load_mmaction_checkpoint
 
 __all__ = ["PoseConv3D"]
 
@@ -61,9 +63,8 @@ class PoseConv3D(Recognizer):
     ) -> None:
         super().__init__(num_classes, dropout=dropout, **kwargs)
         if pretrained is not None:
-            from .checkpoints import load_mmaction_checkpoint
-
-            print(load_mmaction_checkpoint(self, pretrained, reset_head=pretrained_reset_head))
+            report = load_mmaction_checkpoint(self, pretrained, reset_head=pretrained_reset_head)
+            rank_zero_info(f"PoseConv3D weights from {pretrained}: {report}")
 
     def configure_models(self) -> None:
         """Build the SlowOnly backbone, the pooling and the classifier head."""
