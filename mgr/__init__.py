@@ -13,7 +13,8 @@ from . import classes, skeletons
 from .classes import ClassList, get_classes
 from .data.synthetic import SynthMGConfig, generate_synthmg
 from .datamodules import IMiGUEDataModule, MicroGestureDataModule, SMGDataModule
-from .models import STCNN, Recognizer
+from .models import STCNN, PoseConv3D, Recognizer, load_mmaction_checkpoint
+from .predictions import PredictionSet, load_predictions
 from .skeletons import SkeletonLayout, get_layout
 
 __all__ = [
@@ -21,6 +22,8 @@ __all__ = [
     "ClassList",
     "IMiGUEDataModule",
     "MicroGestureDataModule",
+    "PoseConv3D",
+    "PredictionSet",
     "Recognizer",
     "SMGDataModule",
     "SkeletonLayout",
@@ -30,5 +33,7 @@ __all__ = [
     "generate_synthmg",
     "get_classes",
     "get_layout",
+    "load_mmaction_checkpoint",
+    "load_predictions",
     "skeletons",
 ]
