@@ -153,7 +153,7 @@ def test_imigue_layout(tiny_imigue):
             assert clips
             prev_end = -1
             for gid, start, end in clips:
-                assert 1 <= gid <= 31 or gid == 99
+                assert gid in range(1, 32) or gid == 99
                 assert 0 <= start <= end < len(kp)  # 0-based inclusive, inside the csv
                 assert start > prev_end  # in order, not overlapping
                 assert 8 <= end - start + 1 <= 12  # clip_frames
@@ -207,7 +207,7 @@ def test_smg_layout(tiny_smg):
         assert clips
         prev_end = 0
         for label, start, end in clips:
-            assert 1 <= label <= 17
+            assert label in range(1, 18)
             assert prev_end <= start < end <= len(rows)  # end exclusive, no overlap
             prev_end = end
 
