@@ -7,7 +7,10 @@ and any :class:`~mgr.datamodules.base.MicroGestureDataModule` as the data
 names are linked from the data to the model. Extra subcommands that are not
 Lightning runs:
 
-* ``mgr synth --layout imigue --out DIR --seed 0``: write a SynthMG release.
+* ``mgr synth --layout imigue --out DIR --seed 0 [--video]``: write a SynthMG release.
+* ``mgr prepare --dataset imigue --root RAW --out CACHE``: parse a raw release once
+  into a fast cache (``cache_dir`` of the DataModules), or, with
+  ``--format posec3d``, into PoseC3D/pyskl pickles.
 * ``mgr fuse --preds A B ... --out DIR``: late fusion of prediction sets (``mgr.fusion``).
 * ``mgr pseudo-label --preds DIR --out FILE``: cross-modal pseudo-labels (``mgr.pseudo_label``).
 
@@ -66,9 +69,9 @@ def _synth(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(
         prog="mgr synth",
         description="Write a SynthMG release in the "
-        "real on-disk layout of iMiGUE (MiGA'23 csv) or SMG.",
+        "real on-disk layout of iMiGUE (MiGA'23 csv), SMG or MA-52 (video only).",
     )
-    p.add_argument("--layout", choices=["imigue", "smg"], default="imigue")
+    p.add_argument("--layout", choices=["imigue", "smg", "ma52"], default="imigue")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0)
     d = SynthMGConfig()
@@ -88,6 +91,8 @@ def _synth(argv: Sequence[str]) -> int:
         default=d.difficulty,
         help="0 (easy) .. 1 (hard): distinguishing motion vs noise",
     )
+    p.add_argument("--video", action="store_true", help="also render RGB videos")
+    p.add_argument("--video-size", type=int, nargs=2, default=d.video_size, metavar=("H", "W"))
     a = p.parse_args(argv)
     subjects = tuple(a.subjects) if a.subjects else None
     out = generate_synthmg(
@@ -98,6 +103,8 @@ def _synth(argv: Sequence[str]) -> int:
         videos_per_subject=a.videos_per_subject,
         clips_per_video=a.clips_per_video,
         difficulty=a.difficulty,
+        video=a.video,
+        video_size=tuple(a.video_size),
     )
     meta = json.loads((out / "synthmg.json").read_text())
     counts = {k: sum(v) for k, v in meta["class_counts"].items()}
@@ -105,7 +112,61 @@ def _synth(argv: Sequence[str]) -> int:
     return 0
 
 
-_EXTRA = {"synth": _synth, "fuse": fuse_main, "pseudo-label": pseudo_label_main}
+def _prepare(argv: Sequence[str]) -> int:
+    from mgr.data.readers.posec3d import records_to_annotations, write_posec3d_pickle
+    from mgr.datamodules import IMiGUEDataModule, MA52DataModule, SMGDataModule
+
+    p = argparse.ArgumentParser(
+        prog="mgr prepare",
+        description="Parse a raw release once: a cache for `cache_dir` (npz, default) "
+        "or PoseC3D/pyskl pickles (one per split) for other toolkits.",
+    )
+    p.add_argument("--dataset", choices=["imigue", "smg", "ma52"], required=True)
+    p.add_argument("--root", required=True, help="raw release folder")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--format", choices=["npz", "posec3d"], default="npz")
+    p.add_argument("--splits", nargs="+", default=["train", "val", "test"])
+    p.add_argument("--split-scheme", choices=["folders", "miga", "subjects"], default="folders")
+    p.add_argument("--subject-map", default=None, help="iMiGUE Video_id,Sub_id csv/xlsx")
+    p.add_argument("--source", choices=["miga23", "miga25"], default="miga23")
+    p.add_argument("--smg-split", choices=["miga", "official"], default="miga")
+    p.add_argument("--coords", choices=["world", "pixel"], default="world")
+    p.add_argument("--on-bad-sample", choices=["raise", "skip"], default="raise")
+    a = p.parse_args(argv)
+    common = {"root": a.root, "on_bad_sample": a.on_bad_sample}
+    if a.dataset == "imigue":
+        dm = IMiGUEDataModule(
+            split_scheme=a.split_scheme, subject_map=a.subject_map, source=a.source, **common
+        )
+    elif a.dataset == "smg":
+        dm = SMGDataModule(split=a.smg_split, coords=a.coords, **common)
+    else:
+        dm = MA52DataModule(**common)
+    if a.format == "npz":
+        out = dm.write_cache(a.out, a.splits)
+        print(f"cache of {a.dataset} ({', '.join(a.splits)}) written to {out}")
+        return 0
+    if dm.image_size is None:
+        p.error(f"--format posec3d needs pixel keypoints ({a.dataset}: use --coords pixel)")
+    score = dm.channels.index("confidence") if "confidence" in dm.channels else None
+    from pathlib import Path
+
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    for split in a.splits:
+        records = dm._get_records(split)
+        annotations = records_to_annotations(records, image_size=dm.image_size, score_channel=score)
+        path = Path(a.out) / f"{a.dataset}_{split}.pkl"
+        write_posec3d_pickle(path, annotations, splits={split: [r.sample_id for r in records]})
+        print(f"{split}: {len(records)} clips -> {path}")
+    return 0
+
+
+_EXTRA = {
+    "synth": _synth,
+    "prepare": _prepare,
+    "fuse": fuse_main,
+    "pseudo-label": pseudo_label_main,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -117,7 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print(
             "usage: mgr {fit,validate,test,predict} --config CONFIG.yaml [options]\n"
-            "       mgr synth --layout {imigue,smg} --out DIR [--seed N]\n"
+            "       mgr synth --layout {imigue,smg,ma52} --out DIR [--seed N] [--video]\n"
+            "       mgr prepare --dataset {imigue,smg,ma52} --root RAW --out CACHE\n"
             "       mgr fuse --preds DIR [DIR ...] --out DIR\n"
             "       mgr pseudo-label --preds DIR --split test --alpha 0.65 --out FILE.json\n\n"
             "Lightning subcommands take every option of LightningCLI "

@@ -94,7 +94,9 @@ def test_print_config_shows_every_knob(tmp_path, capsys):
         "test_clips",
         "test_flip",
         "split_scheme",
-        "on_error",
+        "on_bad_sample",
+        "modalities",
+        "sampler",
         "batch_size",
     ):
         assert knob in data, knob

@@ -84,6 +84,7 @@ def test_mgr_predict_writes_a_prediction_set(synth_imigue, tmp_path, monkeypatch
     from pathlib import Path
 
     monkeypatch.setattr("sys.argv", ["mgr"])
+    monkeypatch.chdir(tmp_path)  # LightningCLI saves config.yaml in the run's folder
     conf = Path(__file__).parent / "conf" / "stcnn_imigue.yaml"
     out = tmp_path / "preds"
     for split in ("val", "test"):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .readers.common import ClipRecord
+from .readers.common import ClipRecord, DataFormatError
+from .readers.media import align_indices, media_num_frames, read_media_frames
 from .transforms.heatmaps import batch_joint_heatmaps, batch_limb_heatmaps
 from .transforms.pose import flip_skeleton, normalize_skeleton, uniform_sample_indices
 from .transforms.posec3d import (
@@ -22,12 +24,20 @@ from .transforms.posec3d import (
     resize_keypoints,
     short_side_shape,
 )
+from .transforms.video import center_crop as center_crop_video
+from .transforms.video import crop as crop_video
+from .transforms.video import hflip, saliency_crop_box, taylor_video
+from .transforms.video import normalize as normalize_video
+from .transforms.video import random_resized_crop_box as random_resized_crop_box_video
+from .transforms.video import resize as resize_video
 
 __all__ = [
+    "ClipDataset",
     "HeatmapClipDataset",
     "HeatmapOptions",
     "SkeletonClipDataset",
     "SkeletonTransformConfig",
+    "VideoOptions",
     "flip_heatmaps",
     "render_heatmaps",
 ]
@@ -96,11 +106,14 @@ class SkeletonClipDataset(Dataset):
         try:
             item = self._load_inputs(rec)
         except Exception as err:  # name the sample: one bad clip must say which it is
-            raise RuntimeError(
-                f"failed to load sample {rec.sample_id!r} (frames {rec.start}-{rec.end} of "
-                f"{rec.source}): {err}"
-            ) from err
-        return {**item, "label": rec.label, "sample_id": rec.sample_id}
+            where = f"frames {rec.start}-{rec.end} of {rec.source}"
+            if rec.video is not None:
+                where += f", video {rec.video}"
+            raise RuntimeError(f"failed to load sample {rec.sample_id!r} ({where}): {err}") from err
+        item = {**item, "label": rec.label, "sample_id": rec.sample_id}
+        if rec.coarse_label is not None:  # MA-52: body-part label next to the action label
+            item["coarse_label"] = rec.coarse_label
+        return item
 
     def _load_inputs(self, rec: ClipRecord) -> dict:
         """The model inputs of one record (subclasses supply other modalities)."""
@@ -317,3 +330,246 @@ def render_heatmaps(
     if options.kind == "joint":
         return batch_joint_heatmaps(keypoint, score, size, options.sigma)
     return batch_limb_heatmaps(keypoint, score, size, limbs, options.sigma)
+
+
+Modality = Literal["skeleton", "video", "pose"]
+_MODALITIES: tuple[str, ...] = ("skeleton", "video", "pose")
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How a clip's frames become the ``video (C, T, H, W)`` tensor.
+
+    Attributes:
+        root: folder searched (recursively, by file name) for the clips' video or
+            array files; ``None``: the datamodule's ``root``.
+        modality: ``"rgb"``; ``"taylor"`` (Taylor video computed from the RGB
+            frames, MM-Gesture); ``"flow"`` / ``"depth"``: precomputed per-clip
+            files of an external tool under ``root`` (videos or ``.npy`` arrays,
+            named like the RGB clips), aligned to the clip proportionally in time.
+        size: output frames are ``size x size``.
+        crop: ``"saliency"``: the person box from the clip's keypoints with
+            ``margin`` (CMPL §3.1; needs pixel keypoints), then resized to
+            ``size``; ``"center"``: short side resized to ``size``, centre crop.
+        train_scale: area range of the training random-resized crop taken inside
+            the saliency box or the frame; ``(1.0, 1.0)`` disables it.
+        margin: saliency-box margin, a fraction of the box size on each side.
+        keypoint_image_size: ``(H, W)`` of the pixel space the keypoints are in;
+            ``None``: the video's own size. iMiGUE's OpenPose keypoints are in the
+            full-resolution frame, which need not be the video's size.
+        mean: per-channel mean subtracted after scaling uint8 frames to [0, 1]
+            (ImageNet by default); float arrays (flow, depth) are used as stored.
+        std: per-channel standard deviation.
+        taylor_order: highest order of the Taylor expansion (``"taylor"`` only).
+        taylor_window: window of the Taylor expansion, in sampled frames.
+    """
+
+    root: str | None = None
+    modality: Literal["rgb", "taylor", "flow", "depth"] = "rgb"
+    size: int = 224
+    crop: Literal["saliency", "center"] = "center"
+    train_scale: tuple[float, float] = (0.6, 1.0)
+    margin: float = 0.2
+    keypoint_image_size: tuple[int, int] | None = None
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    taylor_order: int = 2
+    taylor_window: int = 4
+
+    def __post_init__(self) -> None:
+        if self.modality not in ("rgb", "taylor", "flow", "depth"):
+            raise ValueError(f"video modality must be rgb/taylor/flow/depth, got {self.modality!r}")
+        if self.crop not in ("saliency", "center"):
+            raise ValueError(f"video crop must be 'saliency' or 'center', got {self.crop!r}")
+        if not 0 < self.train_scale[0] <= self.train_scale[1] <= 1:
+            raise ValueError(f"train_scale must satisfy 0 < lo <= hi <= 1, got {self.train_scale}")
+
+
+class ClipDataset(SkeletonClipDataset):
+    """Multi-modal clips: any of ``skeleton``, ``video`` and ``pose``, aligned in time.
+
+    One set of frame positions and one flip decision is drawn per sample and
+    applied to every modality, so the skeleton, the video and the pixel
+    keypoints show the same moments, mirrored together (the skeleton swaps its
+    left/right joints when the video is flipped). Positions are sampled on the
+    skeleton's frames (the video's when there is no skeleton) and mapped onto
+    the video's frame range proportionally (:func:`align_indices`).
+
+    Items hold, per requested modality (with ``N`` test-time views a leading
+    ``N`` axis):
+
+    * ``skeleton (C, T, V, 1)``: as :class:`SkeletonClipDataset`;
+    * ``video (C, T, H, W)`` float;
+    * ``pose``: ``keypoint (1, T, V, 2)`` pixel coordinates and
+      ``keypoint_score (1, T, V)`` (the inputs of PoseConv3D heatmaps), plus
+      ``img_shape (2,)`` int64 ``(H, W)`` of their pixel space.
+
+    Args:
+        records: the clips; ``video`` fields must be set for the video modality.
+        config: skeleton sampling/normalisation settings (``clip_len``,
+            ``num_clips``, ``test_flip``, ``flip_prob`` apply to every modality).
+        train: training or evaluation mode.
+        modalities: what to load.
+        video: video settings (required with ``"video"``).
+        pixel_channels: channels of the records' keypoints holding pixel ``(x, y)``
+            (for saliency crops and ``pose``), or ``None`` if they are not pixels.
+        image_size: ``(H, W)`` of the keypoints' pixel space (for ``pose``).
+    """
+
+    def __init__(
+        self,
+        records: Sequence[ClipRecord],
+        config: SkeletonTransformConfig,
+        train: bool,
+        *,
+        modalities: Sequence[Modality] = ("skeleton",),
+        video: VideoOptions | None = None,
+        pixel_channels: tuple[int, int] | None = (0, 1),
+        image_size: tuple[int, int] | None = None,
+    ) -> None:
+        super().__init__(records, config, train)
+        unknown = set(modalities) - set(_MODALITIES)
+        if unknown or not modalities:
+            raise ValueError(f"modalities must be a non-empty subset of {_MODALITIES}")
+        self.modalities = tuple(modalities)
+        if "video" in self.modalities:
+            if video is None:
+                raise ValueError("the video modality needs VideoOptions")
+            missing = [r.sample_id for r in self.records if r.video is None]
+            if missing:
+                raise ValueError(f"{len(missing)} clips have no video file, e.g. {missing[:3]}")
+        needs_pixels = "pose" in self.modalities or (video is not None and video.crop == "saliency")
+        if needs_pixels and pixel_channels is None:
+            raise ValueError(
+                "saliency crops and the pose modality need pixel keypoints; this "
+                "datamodule's keypoints are not in pixels (SMG: use coords='pixel')"
+            )
+        if "pose" in self.modalities and image_size is None:
+            raise ValueError("the pose modality needs the keypoints' image_size (H, W)")
+        self.video = video
+        self.pixel_channels = pixel_channels
+        self.image_size = image_size
+
+    def _load_inputs(self, rec: ClipRecord) -> dict:
+        cfg = self.config
+        if self.train:
+            rng = np.random.default_rng(int(torch.randint(2**62, ())))
+        else:
+            rng = None
+        length = rec.num_frames if rec.keypoint is not None else self._video_range(rec)[1]
+        if self.train:
+            idx = uniform_sample_indices(length, cfg.clip_len, rng=rng)[None]
+            flips = [cfg.flip_prob > 0 and rng.random() < cfg.flip_prob]
+        else:
+            idx = uniform_sample_indices(
+                length, cfg.clip_len, num_clips=cfg.num_clips, test_mode=True
+            ).reshape(cfg.num_clips, cfg.clip_len)
+            flips = [False] * cfg.num_clips
+            if cfg.test_flip:
+                idx, flips = np.concatenate([idx, idx]), flips + [True] * cfg.num_clips
+        out: dict[str, torch.Tensor] = {}
+        if "skeleton" in self.modalities:
+            kp = rec.keypoint if cfg.joints is None else rec.keypoint[:, list(cfg.joints)]
+            if cfg.normalize:
+                kp = normalize_skeleton(
+                    kp,
+                    cfg.center,
+                    score_channel=cfg.score_channel,
+                    scale_joints=cfg.scale_joints,
+                    center_mode=cfg.center_mode,
+                )
+            views = [
+                flip_skeleton(kp[i], cfg.flip_permutation) if f else kp[i]
+                for i, f in zip(idx, flips, strict=True)
+            ]
+            out["skeleton"] = torch.stack([_to_tensor(v) for v in views])
+        if "pose" in self.modalities:
+            out.update(self._pose(rec, idx, flips))
+        if "video" in self.modalities:
+            out["video"] = self._video(rec, idx, length, flips, rng)
+        if len(idx) == 1:  # no view axis for a single view
+            out = {k: v[0] if k != "img_shape" else v for k, v in out.items()}
+        return out
+
+    # ---------------------------------------------------------------- pose
+    def _pixels(self, rec: ClipRecord) -> tuple[np.ndarray, np.ndarray]:
+        """``(T, V, 2)`` pixel keypoints of the kept joints and ``(T, V)`` scores."""
+        cfg = self.config
+        kp = rec.keypoint if cfg.joints is None else rec.keypoint[:, list(cfg.joints)]
+        xy = kp[..., list(self.pixel_channels)].astype(np.float32)
+        if cfg.score_channel is not None:
+            score = kp[..., cfg.score_channel].astype(np.float32)
+        else:  # no confidence: detected joints count fully
+            score = np.any(xy != 0, axis=-1).astype(np.float32)
+        return xy, score
+
+    def _pose(self, rec: ClipRecord, idx: np.ndarray, flips: list[bool]) -> dict:
+        xy, score = self._pixels(rec)
+        width = self.image_size[1]
+        kps, scores = [], []
+        for i, f in zip(idx, flips, strict=True):
+            k, s = xy[i][None], score[i][None]
+            if f:
+                k, s = flip_keypoints(k, s, width, self.config.flip_permutation)
+            kps.append(k)
+            scores.append(s)
+        return {
+            "keypoint": torch.from_numpy(np.stack(kps).astype(np.float32)),
+            "keypoint_score": torch.from_numpy(np.stack(scores).astype(np.float32)),
+            "img_shape": torch.tensor(self.image_size, dtype=torch.int64),
+        }
+
+    # ---------------------------------------------------------------- video
+    def _video_range(self, rec: ClipRecord) -> tuple[int, int]:
+        """``(first frame, number of frames)`` of the clip inside its video file."""
+        end = rec.video_end
+        if end is None:
+            end = media_num_frames(rec.video) - 1
+        if end < rec.video_start:
+            raise DataFormatError(
+                f"{rec.video}: clip {rec.sample_id} has frames {rec.video_start}..{end}"
+            )
+        return rec.video_start, end - rec.video_start + 1
+
+    def _video(
+        self,
+        rec: ClipRecord,
+        idx: np.ndarray,
+        length: int,
+        flips: list[bool],
+        rng: np.random.Generator | None,
+    ) -> torch.Tensor:
+        opt = self.video
+        start, frames = self._video_range(rec)
+        vidx = start + align_indices(idx.reshape(-1), length, frames)
+        raw = torch.from_numpy(np.ascontiguousarray(read_media_frames(rec.video, vidx)))
+        video = raw.permute(0, 3, 1, 2)  # (N*T, C, H, W)
+        height, width = video.shape[-2:]
+        box = (0, 0, height, width)
+        if opt.crop == "saliency" and rec.keypoint is not None:
+            xy, score = self._pixels(rec)
+            kh, kw = opt.keypoint_image_size or (height, width)
+            xy = xy * np.array([width / kw, height / kh], dtype=np.float32)
+            box = saliency_crop_box(xy, score, (height, width), margin=opt.margin)
+        if self.train and opt.train_scale != (1.0, 1.0):
+            top, left, h, w = random_resized_crop_box_video(
+                box[2], box[3], scale=opt.train_scale, rng=rng
+            )
+            box = (box[0] + top, box[1] + left, h, w)
+        video = crop_video(video, *box)
+        if opt.crop == "saliency" or self.train:
+            video = resize_video(video, (opt.size, opt.size))
+        else:
+            video = center_crop_video(resize_video(video, opt.size), opt.size)
+        views = list(video.unflatten(0, (len(idx), -1)))  # N x (T, C, H, W)
+        for v, (view, f) in enumerate(zip(views, flips, strict=True)):
+            if opt.modality == "taylor":
+                view = taylor_video(
+                    view.float() / 255.0, order=opt.taylor_order, window=opt.taylor_window
+                )
+            elif view.dtype == torch.uint8:
+                view = normalize_video(view, opt.mean, opt.std)
+            else:
+                view = view.float()
+            views[v] = hflip(view) if f else view
+        return torch.stack(views).transpose(1, 2)  # (N, C, T, H, W)

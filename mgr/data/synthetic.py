@@ -42,12 +42,15 @@ not an annotation of the real datasets.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+
+from .readers.video import write_video
+from .synthetic_render import FigureStyle, render_background, render_figure
 
 __all__ = [
     "GESTURES",
@@ -57,7 +60,7 @@ __all__ = [
     "render_clip",
 ]
 
-Layout = Literal["imigue", "smg"]
+Layout = Literal["imigue", "smg", "ma52"]
 
 # ----------------------------------------------------------------------------
 # The body model
@@ -127,6 +130,16 @@ _TARGETS: dict[str, tuple[str, tuple[float, float, float]]] = {
     "lap": ("neck", (-0.15, 0.7, 0.5)),
     "chest_front": ("neck", (-0.03, 0.45, 0.45)),
     "side_low": ("r_shoulder", (-0.1, 0.95, 0.05)),
+    # MA-52 (whole body, seated): more targets on the legs and around the body.
+    "knee": ("r_knee", (0.0, -0.08, 0.05)),
+    "shin": ("r_ankle", (0.0, -0.35, 0.05)),
+    "hindbrain": ("head", (-0.12, -0.05, -0.25)),
+    "glasses": ("nose", (-0.02, -0.1, 0.08)),
+    "nose": ("nose", (-0.02, 0.02, 0.08)),
+    "shoulder": ("l_shoulder", (0.0, -0.02, 0.12)),
+    "wave": ("r_shoulder", (-0.35, -0.55, 0.2)),
+    "wide": ("r_shoulder", (-0.55, 0.55, 0.35)),
+    "reach": ("r_shoulder", (0.05, 0.2, 0.95)),
 }
 
 Part = Literal["hand", "hands", "head", "shoulders", "torso", "legs", "random"]
@@ -151,6 +164,14 @@ Pattern = Literal[
     "shake",
     "cross",
     "illustrate",
+    "turn",
+    "rise",
+    "curl",
+    "spread",
+    "close",
+    "stretch",
+    "retract",
+    "tiptoe",
 ]
 Fingers = Literal["open", "up", "closed", "fidget"]
 
@@ -230,6 +251,60 @@ GESTURES: dict[str, tuple[GestureSpec, ...]] = {
         GestureSpec("hand", "circle", "lap", "fidget"),  # 15 playing with objects
         GestureSpec("random", "illustrate"),  # 16 non-MG: illustrative gestures
     ),
+    "ma52": (
+        GestureSpec("torso", "shake"),  # 0 shaking body
+        GestureSpec("torso", "straighten"),  # 1 sitting straightly
+        GestureSpec("shoulders", "shrug"),  # 2 shrugging
+        GestureSpec("torso", "turn"),  # 3 turning around
+        GestureSpec("torso", "rise"),  # 4 rising up
+        GestureSpec("head", "down"),  # 5 bowing head
+        GestureSpec("head", "up"),  # 6 head up
+        GestureSpec("head", "tilt"),  # 7 tilting head
+        GestureSpec("head", "turn"),  # 8 turning head
+        GestureSpec("head", "nod"),  # 9 nodding
+        GestureSpec("head", "shake"),  # 10 shaking head
+        GestureSpec("hand", "scratch", "other_arm"),  # 11 scratching arms
+        GestureSpec("hand", "circle", "lap", "fidget"),  # 12 playing objects
+        GestureSpec("hands", "hold", "front"),  # 13 putting hands together
+        GestureSpec("hands", "rub", "front"),  # 14 rubbing hands
+        GestureSpec("hand", "tap", "chest"),  # 15 pointing oneself
+        GestureSpec("hand", "hold", "lap", "closed"),  # 16 clenching fist
+        GestureSpec("hands", "hold", "reach"),  # 17 stretching arms
+        GestureSpec("hands", "hold", "side_low"),  # 18 retracting arms
+        GestureSpec("hand", "rub", "wave"),  # 19 waving
+        GestureSpec("hands", "hold", "wide"),  # 20 spreading hands
+        GestureSpec("hands", "hold", "chest_front", "up"),  # 21 hands touching fingers
+        GestureSpec("hand", "hold", "lap", "fidget"),  # 22 other finger movements
+        GestureSpec("random", "illustrate"),  # 23 illustrative gestures
+        GestureSpec("legs", "shake"),  # 24 shaking legs
+        GestureSpec("legs", "curl"),  # 25 curling legs
+        GestureSpec("legs", "spread"),  # 26 spread legs
+        GestureSpec("legs", "close"),  # 27 closing legs
+        GestureSpec("legs", "cross"),  # 28 crossing legs
+        GestureSpec("legs", "stretch"),  # 29 stretching feet
+        GestureSpec("legs", "retract"),  # 30 retracting feet
+        GestureSpec("legs", "tiptoe"),  # 31 tiptoe
+        GestureSpec("hand", "scratch", "neck"),  # 32 scratching or touching neck
+        GestureSpec("hand", "scratch", "chest"),  # 33 ... chest
+        GestureSpec("hand", "scratch", "back", hidden=True),  # 34 ... back
+        GestureSpec("hand", "scratch", "shoulder"),  # 35 ... shoulder
+        GestureSpec("hands", "hold", "hip"),  # 36 arms akimbo
+        GestureSpec("hands", "hold", "other_elbow"),  # 37 crossing arms
+        GestureSpec("hand", "circle", "hair"),  # 38 playing or tidying hair
+        GestureSpec("hand", "scratch", "hindbrain"),  # 39 ... hindbrain
+        GestureSpec("hand", "scratch", "forehead"),  # 40 ... forehead
+        GestureSpec("hand", "scratch", "cheek"),  # 41 ... face
+        GestureSpec("hand", "rub", "eye"),  # 42 rubbing eyes
+        GestureSpec("hand", "tap", "nose"),  # 43 touching nose
+        GestureSpec("hand", "hold", "ear"),  # 44 touching ears
+        GestureSpec("hands", "hold", "face"),  # 45 covering face
+        GestureSpec("hand", "hold", "mouth"),  # 46 covering mouth
+        GestureSpec("hand", "pull", "glasses"),  # 47 pushing glasses
+        GestureSpec("hand", "tap", "knee"),  # 48 patting legs
+        GestureSpec("hand", "hold", "knee"),  # 49 touching legs
+        GestureSpec("hand", "scratch", "knee"),  # 50 scratching legs
+        GestureSpec("hand", "scratch", "shin"),  # 51 scratching feet
+    ),
 }
 
 # Class frequencies follow the real training histograms (datasets.md: iMiGUE
@@ -271,6 +346,11 @@ _HISTOGRAMS: dict[str, tuple[int, ...]] = {
         4023,
     ),
     "smg": (13, 3, 15, 2, 49, 1, 3, 191, 243, 34, 8, 30, 4, 5, 2, 2, 9),
+    # MA-52's per-class counts are not in our sources; the paper calls it long-tailed.
+    # An invented geometric tail over a fixed class order (ours, not the real one).
+    "ma52": tuple(
+        round(900 * 0.92**r) + 5 for r in np.random.default_rng(52).permutation(52).tolist()
+    ),
 }
 
 
@@ -294,6 +374,21 @@ class SynthMGConfig:
         tail_floor: minimum class share of the long-tailed distribution.
         left_handed: fraction of subjects who gesture with the left hand.
         missing_rate: probability that a joint is missing in a frame.
+        video: also render RGB videos of the figure (see below). MA-52 is a
+            video-only release, so ``layout="ma52"`` always renders them.
+        video_size: ``(H, W)`` of the rendered videos (even numbers: the mp4
+            encoder needs them). The skeleton keeps its full-HD pixel space; the
+            video is the same frame scaled down.
+        fps: frame rate written into the videos.
+
+    RGB videos (``video=True``) follow each release's RGB layout: iMiGUE as
+    MiGA'25 per-clip files ``imigue_rgb_{train,validate,test}/<vid>_<k>.mp4`` with
+    clip lists ``iMiGUE_{train,val,test}_clips_list.txt`` (``"<vid>_<k>.mp4
+    <label>"``); SMG as one long ``smg_rgb/SampleXXXX/SampleXXXX_color.mp4`` per
+    subject; MA-52 as ``videos_{train,val,test}/SSSS_BB_NNNN.mp4`` (test:
+    ``testNNNN.mp4``) with ``label_name.txt`` and CRLF ``*_list_videos.txt``.
+    Unlike the real MA-52 release, SynthMG's test list carries the true labels
+    (the real one has dummy zeros), so test metrics are meaningful.
     """
 
     layout: Layout = "imigue"
@@ -307,6 +402,9 @@ class SynthMGConfig:
     tail_floor: float = 0.01
     left_handed: float = 0.15
     missing_rate: float = 0.02
+    video: bool = False
+    video_size: tuple[int, int] = (180, 320)
+    fps: float = 30.0
 
     def __post_init__(self) -> None:
         if self.layout not in GESTURES:
@@ -314,15 +412,29 @@ class SynthMGConfig:
         if not 0.0 <= self.difficulty <= 1.0:
             raise ValueError(f"difficulty must be in [0, 1], got {self.difficulty}")
         if self.subjects is None:
-            self.subjects = (30, 6, 10) if self.layout == "imigue" else (30, 5, 5)
-        if len(self.subjects) != 3 or min(self.subjects) < 1:
-            raise ValueError(f"every split needs at least one subject, got {self.subjects}")
+            self.subjects = {"imigue": (30, 6, 10), "smg": (30, 5, 5), "ma52": (30, 0, 10)}[
+                self.layout
+            ]
+        # MA-52's validation set shares the training participants (datasets.md §3.2).
+        shared_val = self.layout == "ma52"
+        needed = (1, 0, 1) if shared_val else (1, 1, 1)
+        if len(self.subjects) != 3 or any(
+            n < m for n, m in zip(self.subjects, needed, strict=True)
+        ):
+            raise ValueError(
+                f"subjects must give (train, val, test) counts >= {needed}, got {self.subjects}"
+            )
+        if any(v % 2 for v in self.video_size):
+            raise ValueError(f"video_size must be even, got {self.video_size}")
+        if self.layout == "ma52":
+            self.video = True
         lo, hi = self.clip_frames
         if not 4 <= lo <= hi:
             raise ValueError(f"clip_frames must satisfy 4 <= min <= max, got {self.clip_frames}")
         self.subjects = tuple(self.subjects)  # type: ignore[assignment]
         self.clip_frames = tuple(self.clip_frames)  # type: ignore[assignment]
         self.gap_frames = tuple(self.gap_frames)  # type: ignore[assignment]
+        self.video_size = tuple(self.video_size)  # type: ignore[assignment]
 
 
 @dataclass
@@ -497,6 +609,7 @@ def _head_gesture(
     k = amp / _BASE_AMPLITUDE  # head angles in radians at the default amplitude
     pitch = np.zeros(n)
     roll = np.zeros(n)
+    yaw = np.zeros(n)
     shift = np.zeros((n, 3))
     if spec.pattern == "down":  # turtle: head sinks, shoulders rise
         pitch = 0.09 * k * env
@@ -511,12 +624,24 @@ def _head_gesture(
         pitch = 0.3 * k * env * np.sin(2 * np.pi * t / rng.uniform(10, 14))
     elif spec.pattern == "tilt":
         roll = 0.3 * k * env
-    _move_head(clip, pitch, roll, shift)
+    elif spec.pattern == "turn":  # look to one side and hold
+        yaw = 0.35 * k * env * rng.choice([-1.0, 1.0])
+    elif spec.pattern == "shake":  # shake the head: yaw oscillation
+        yaw = 0.3 * k * env * np.sin(2 * np.pi * t / rng.uniform(8, 12))
+    _move_head(clip, pitch, roll, shift, yaw)
 
 
-def _move_head(clip: _Clip, pitch: np.ndarray, roll: np.ndarray, shift: np.ndarray) -> None:
+def _move_head(
+    clip: _Clip,
+    pitch: np.ndarray,
+    roll: np.ndarray,
+    shift: np.ndarray,
+    yaw: np.ndarray | None = None,
+) -> None:
     pivot = clip.pos["neck"] + np.array([0.0, -0.35, 0.0])
     rot = _rot("x", -pitch) @ _rot("z", roll)
+    if yaw is not None:
+        rot = _rot("y", yaw) @ rot
     for k in _HEAD_JOINTS:
         rel = clip.pos[k] - pivot
         clip.pos[k] = pivot + np.einsum("nij,nj->ni", rot, rel) + shift
@@ -547,6 +672,17 @@ def _body_gesture(
         elif spec.pattern == "straighten":
             shift[:, 1] = -1.5 * amp * env
             shift[:, 2] = 0.8 * amp * env
+        elif spec.pattern == "shake":  # fast whole-body shaking
+            shift[:, 0] = 1.5 * amp * env * np.sin(2 * np.pi * t / rng.uniform(4, 6))
+        elif spec.pattern == "rise":  # half rising from the chair
+            shift[:, 1] = -4.0 * amp * env
+            shift[:, 2] = 1.5 * amp * env
+        elif spec.pattern == "turn":  # turn the upper body about the vertical axis
+            rot = _rot("y", 0.25 * (amp / _BASE_AMPLITUDE) * env * rng.choice([-1.0, 1.0]))
+            for k in _UPPER:
+                clip.pos[k] = np.einsum("nij,nj->ni", rot, clip.pos[k])
+            for s in "rl":
+                clip.wrist[s] = np.einsum("nij,nj->ni", rot, clip.wrist[s])
         for k in _UPPER:
             clip.pos[k] = clip.pos[k] + shift
         for s in "rl":
@@ -562,6 +698,37 @@ def _body_gesture(
             for k in ("ankle", "bigtoe", "smalltoe", "heel"):
                 clip.pos["r_" + k] = clip.pos["r_" + k] + d
             clip.pos["r_knee"] = clip.pos["r_knee"] + 0.4 * d
+        else:  # MA-52 lower-limb actions: both legs move together
+            _legs(clip, spec.pattern, env, amp)
+
+
+_FEET = ("ankle", "bigtoe", "smalltoe", "heel")
+
+
+def _legs(clip: _Clip, pattern: str, env: np.ndarray, amp: float) -> None:
+    """Knee and foot displacements of the MA-52 lower-limb classes."""
+    e = env[:, None] * amp / _BASE_AMPLITUDE
+    for side, sign in (("r", -1.0), ("l", 1.0)):
+        knee = np.zeros(3)
+        feet = {k: np.zeros(3) for k in _FEET}
+        if pattern == "curl":  # feet pulled back under the chair
+            feet = {k: np.array([0.0, -0.1, -0.35]) for k in _FEET}
+        elif pattern == "spread":
+            knee = np.array([sign * 0.25, 0.0, 0.0])
+            feet = {k: np.array([sign * 0.3, 0.0, 0.0]) for k in _FEET}
+        elif pattern == "close":
+            knee = np.array([-sign * 0.15, 0.0, 0.0])
+            feet = {k: np.array([-sign * 0.15, 0.0, 0.0]) for k in _FEET}
+        elif pattern == "stretch":  # legs stretched out forwards
+            feet = {k: np.array([0.0, -0.25, 0.45]) for k in _FEET}
+        elif pattern == "retract":
+            feet = {k: np.array([0.0, 0.0, -0.2]) for k in _FEET}
+        elif pattern == "tiptoe":  # heels rise, toes stay
+            feet = {"ankle": np.array([0, -0.12, 0]), "heel": np.array([0, -0.15, 0])}
+            knee = np.array([0.0, -0.08, 0.0])
+        clip.pos[f"{side}_knee"] = clip.pos[f"{side}_knee"] + e * knee
+        for k, d in feet.items():
+            clip.pos[f"{side}_{k}"] = clip.pos[f"{side}_{k}"] + e * d
 
 
 def _illustrate(clip: _Clip, env: np.ndarray, rng: np.random.Generator) -> None:
@@ -864,33 +1031,60 @@ def _write_csv(path: Path, rows: np.ndarray, line: str) -> None:
         f.write("\n")
 
 
-def _render_video(
+def _render_sequence(
     subj: _Subject, labels: np.ndarray, cfg: SynthMGConfig, specs: Sequence[GestureSpec]
-) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
-    """Render one long sequence with the given clip labels in order.
+) -> tuple[np.ndarray | None, list[tuple[int, int, int]], tuple[dict, dict]]:
+    """Animate one long sequence with the given clip labels in order.
 
     Returns:
-        ``(frames, clips)``: per-frame joints in the layout's row format, and
-        ``(label, start, end)`` with 0-based inclusive frames.
+        ``(frames, clips, (positions, hidden))``: per-frame joints in the layout's
+        row format (``None`` for the video-only MA-52 layout), ``(label, start,
+        end)`` with 0-based inclusive frames, and the body-unit joint positions and
+        hidden-hand masks of every frame (what the RGB renderer draws).
     """
     rng = subj.rng
     noise = 0.5 + cfg.difficulty
     amplitude = _BASE_AMPLITUDE * (1.5 - cfg.difficulty)
-    project = _to_imigue if cfg.layout == "imigue" else _to_smg
+    project = {"imigue": _to_imigue, "smg": _to_smg}.get(cfg.layout)
+    parts: list[tuple[dict, dict]] = []
     chunks, clips, t = [], [], 0
+
+    def add(pos: dict, hidden: dict) -> None:
+        parts.append((pos, hidden))
+        if project is not None:
+            chunks.append(project(pos, hidden, subj, noise, cfg.missing_rate, rng))
+
     for label in labels:
         gap = int(rng.integers(cfg.gap_frames[0], cfg.gap_frames[1] + 1))
         if gap:
-            chunks.append(project(*_idle(gap, subj, noise), subj, noise, cfg.missing_rate, rng))
+            add(*_idle(gap, subj, noise))
             t += gap
         n = int(rng.integers(cfg.clip_frames[0], cfg.clip_frames[1] + 1))
-        pos, hidden = render_clip(specs[label], n, subj, amplitude, noise)
-        chunks.append(project(pos, hidden, subj, noise, cfg.missing_rate, rng))
+        add(*render_clip(specs[label], n, subj, amplitude, noise))
         clips.append((int(label), t, t + n - 1))
         t += n
     tail = int(rng.integers(cfg.gap_frames[0], cfg.gap_frames[1] + 1)) + 1
-    chunks.append(project(*_idle(tail, subj, noise), subj, noise, cfg.missing_rate, rng))
-    return np.concatenate(chunks, 0), clips
+    add(*_idle(tail, subj, noise))
+    positions = {k: np.concatenate([p[k] for p, _ in parts]) for k in parts[0][0]}
+    hidden = {s: np.concatenate([h[s] for _, h in parts]) for s in "rl"}
+    frames = np.concatenate(chunks, 0) if chunks else None
+    return frames, clips, (positions, hidden)
+
+
+def _render_rgb(
+    subj: _Subject, motion: tuple[dict, dict], cfg: SynthMGConfig, seed: int
+) -> np.ndarray:
+    """RGB frames ``(T, H, W, 3)`` uint8 of one sequence.
+
+    Drawn from a random stream of its own, so that turning videos on does not
+    change the skeleton files.
+    """
+    rng = np.random.default_rng([cfg.seed, seed, 0x51D])
+    style = FigureStyle.random(
+        rng, origin=tuple(subj.origin), scale=subj.scale, desk=cfg.layout == "imigue"
+    )
+    background = render_background(rng, cfg.video_size)
+    return render_figure(*motion, style, background, rng)
 
 
 def generate_synthmg(out: str | Path, config: SynthMGConfig | None = None, **kwargs) -> Path:
@@ -906,20 +1100,17 @@ def generate_synthmg(out: str | Path, config: SynthMGConfig | None = None, **kwa
         subject -> split map and the class counts per split (not part of the real
         layouts; readers ignore it).
     """
-    from mgr.classes import imigue_label_to_raw, smg_label_to_raw
-
     cfg = SynthMGConfig(**{**(asdict(config) if config else {}), **kwargs})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(cfg.seed)
     specs = GESTURES[cfg.layout]
     probs = _class_probs(cfg.layout, cfg.tail_floor)
-    splits = ("train", "val", "test")
+    writer = _WRITERS[cfg.layout](out, cfg)
     meta: dict = {"config": asdict(cfg), "videos": {}, "class_counts": {}}
-    sid = 0
-    vid = 0
-    for split, n_subj in zip(splits, cfg.subjects, strict=True):
-        counts = np.zeros(len(specs), dtype=int)
+    counts = {split: np.zeros(len(specs), dtype=int) for split in _SPLITS}
+    sid = vid = 0
+    for split, n_subj in zip(_SPLITS, cfg.subjects, strict=True):
         for _ in range(n_subj):
             sid += 1
             subj = _make_subject(sid, rng, cfg)
@@ -928,47 +1119,181 @@ def generate_synthmg(out: str | Path, config: SynthMGConfig | None = None, **kwa
                 vid += 1
                 n_clips = max(1, int(rng.poisson(cfg.clips_per_video)))
                 labels = rng.choice(len(specs), size=n_clips, p=probs)
-                frames, clips = _render_video(subj, labels, cfg, specs)
-                np.add.at(counts, labels, 1)
-                if cfg.layout == "imigue":
-                    name = f"{vid:04d}"
-                    folder = out / _IMIGUE_DIRS[split] / name
-                    folder.mkdir(parents=True, exist_ok=True)
-                    rows = np.concatenate(
-                        [np.arange(len(frames))[:, None], frames.reshape(len(frames), -1)], 1
-                    )
-                    _write_csv(
-                        folder / f"{name}_light_hand.csv", rows, "%d" + ",%.1f,%.1f,%.3f" * 35
-                    )
-                    _write_label_csv(
-                        folder / f"{name}_label.csv",
-                        [(imigue_label_to_raw(c), s, e) for c, s, e in clips],
-                    )
-                else:
-                    name = f"Sample{sid:04d}"
-                    folder = out / name
-                    folder.mkdir(parents=True, exist_ok=True)
-                    _write_csv(
-                        folder / f"{name}_skeleton.csv",
-                        frames.reshape(len(frames), -1),
-                        ",".join(["%.5g"] * 275),
-                    )
-                    # SMG finelabels: end exclusive (the official gendata slices [start, end)).
-                    _write_label_csv(
-                        folder / f"{name}_finelabels.csv",
-                        [(smg_label_to_raw(c), s, e + 1) for c, s, e in clips],
-                    )
-                    (folder / f"{name}_data.csv").write_text(f"{len(frames)},30,4500\n")
-                meta["videos"][name] = {"subject": sid, "split": split}
-        meta["class_counts"][split] = counts.tolist()
+                frames, clips, motion = _render_sequence(subj, labels, cfg, specs)
+                rgb = _render_rgb(subj, motion, cfg, vid) if cfg.video else None
+                for name, clip_split, label in writer.write(split, sid, vid, frames, clips, rgb):
+                    meta["videos"][name] = {"subject": sid, "split": clip_split}
+                    counts[clip_split][label] += 1
+    writer.close()
+    meta["class_counts"] = {split: c.tolist() for split, c in counts.items()}
     (out / "synthmg.json").write_text(json.dumps(meta, indent=1))
     return out
 
 
+_SPLITS = ("train", "val", "test")
 _IMIGUE_DIRS = {
     "train": "imigue_skeleton_train",
     "val": "imigue_skeleton_validate",
     "test": "imigue_skeleton_test",
+}
+_IMIGUE_RGB_DIRS = {
+    "train": "imigue_rgb_train",
+    "val": "imigue_rgb_validate",
+    "test": "imigue_rgb_test",
+}
+
+
+class _Writer:
+    """Writes the sequences of one layout.
+
+    ``write`` yields ``(name, split, label)`` per clip for the meta file.
+    """
+
+    def __init__(self, out: Path, cfg: SynthMGConfig) -> None:
+        self.out, self.cfg = out, cfg
+
+    def write(
+        self,
+        split: str,
+        sid: int,
+        vid: int,
+        frames: np.ndarray | None,
+        clips: list[tuple[int, int, int]],
+        rgb: np.ndarray | None,
+    ) -> Iterator[tuple[str, str, int]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Write files that list every clip."""
+
+
+class _IMiGUEWriter(_Writer):
+    def __init__(self, out: Path, cfg: SynthMGConfig) -> None:
+        super().__init__(out, cfg)
+        self.lists: dict[str, list[str]] = {s: [] for s in _SPLITS}
+
+    def write(
+        self,
+        split: str,
+        sid: int,
+        vid: int,
+        frames: np.ndarray | None,
+        clips: list[tuple[int, int, int]],
+        rgb: np.ndarray | None,
+    ) -> Iterator[tuple[str, str, int]]:
+        from mgr.classes import imigue_label_to_raw
+
+        name = f"{vid:04d}"
+        folder = self.out / _IMIGUE_DIRS[split] / name
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = np.concatenate([np.arange(len(frames))[:, None], frames.reshape(len(frames), -1)], 1)
+        _write_csv(folder / f"{name}_light_hand.csv", rows, "%d" + ",%.1f,%.1f,%.3f" * 35)
+        _write_label_csv(
+            folder / f"{name}_label.csv", [(imigue_label_to_raw(c), s, e) for c, s, e in clips]
+        )
+        if rgb is not None:
+            rgb_dir = self.out / _IMIGUE_RGB_DIRS[split]
+            rgb_dir.mkdir(parents=True, exist_ok=True)
+            for k, (c, s, e) in enumerate(clips):
+                write_video(rgb_dir / f"{name}_{k}.mp4", rgb[s : e + 1], fps=self.cfg.fps)
+                self.lists[split].append(f"{name}_{k}.mp4 {c}")
+        for c, _, _ in clips:
+            yield name, split, c
+
+    def close(self) -> None:
+        if self.cfg.video:
+            for split, lines in self.lists.items():
+                path = self.out / f"iMiGUE_{split}_clips_list.txt"
+                path.write_text("".join(f"{line}\n" for line in lines))
+
+
+class _SMGWriter(_Writer):
+    def write(
+        self,
+        split: str,
+        sid: int,
+        vid: int,
+        frames: np.ndarray | None,
+        clips: list[tuple[int, int, int]],
+        rgb: np.ndarray | None,
+    ) -> Iterator[tuple[str, str, int]]:
+        from mgr.classes import smg_label_to_raw
+
+        name = f"Sample{sid:04d}"
+        folder = self.out / name
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_csv(
+            folder / f"{name}_skeleton.csv",
+            frames.reshape(len(frames), -1),
+            ",".join(["%.5g"] * 275),
+        )
+        # SMG finelabels: end exclusive (the official gendata slices [start, end)).
+        _write_label_csv(
+            folder / f"{name}_finelabels.csv",
+            [(smg_label_to_raw(c), s, e + 1) for c, s, e in clips],
+        )
+        (folder / f"{name}_data.csv").write_text(f"{len(frames)},{int(self.cfg.fps)},4500\n")
+        if rgb is not None:
+            rgb_dir = self.out / "smg_rgb" / name
+            rgb_dir.mkdir(parents=True, exist_ok=True)
+            write_video(rgb_dir / f"{name}_color.mp4", rgb, fps=self.cfg.fps)
+        for c, _, _ in clips:
+            yield name, split, c
+
+
+class _MA52Writer(_Writer):
+    #: share of a training participant's clips that go to the validation list
+    #: (real MA-52: 5,586 val / 16,836 train+val).
+    VAL_SHARE = 1 / 3
+
+    def __init__(self, out: Path, cfg: SynthMGConfig) -> None:
+        from mgr.classes import MA52
+
+        super().__init__(out, cfg)
+        self.lists: dict[str, list[str]] = {s: [] for s in _SPLITS}
+        self.index: dict[int, int] = {}
+        self.rng = np.random.default_rng([cfg.seed, 0x52])
+        (out / "label_name.txt").write_text(
+            "".join(f"{i}\t{n}\n" for i, n in enumerate(MA52.names))
+        )
+
+    def write(
+        self,
+        split: str,
+        sid: int,
+        vid: int,
+        frames: np.ndarray | None,
+        clips: list[tuple[int, int, int]],
+        rgb: np.ndarray | None,
+    ) -> Iterator[tuple[str, str, int]]:
+        from mgr.classes import ma52_fine_to_coarse
+
+        for c, s, e in clips:
+            clip_split = split
+            if split == "train" and self.rng.random() < self.VAL_SHARE:
+                clip_split = "val"
+            if clip_split == "test":
+                name = f"test{len(self.lists['test']):04d}"
+            else:
+                k = self.index[sid] = self.index.get(sid, 0) + 1
+                name = f"{sid:04d}_{ma52_fine_to_coarse(c):02d}_{k:04d}"
+            folder = self.out / f"videos_{clip_split}"
+            folder.mkdir(parents=True, exist_ok=True)
+            write_video(folder / f"{name}.mp4", rgb[s : e + 1], fps=self.cfg.fps)
+            self.lists[clip_split].append(f"{name}.mp4 {c}")
+            yield name, clip_split, c
+
+    def close(self) -> None:
+        for split, lines in self.lists.items():
+            # The real list files have Windows line endings.
+            path = self.out / f"{split}_list_videos.txt"
+            path.write_bytes("".join(f"{line}\r\n" for line in lines).encode())
+
+
+_WRITERS: dict[str, type[_Writer]] = {
+    "imigue": _IMiGUEWriter,
+    "smg": _SMGWriter,
+    "ma52": _MA52Writer,
 }
 
 

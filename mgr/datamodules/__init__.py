@@ -1,7 +1,8 @@
-"""LightningDataModules for SMG, iMiGUE and SynthMG (same layouts)."""
+"""LightningDataModules for SMG, iMiGUE, MA-52 and SynthMG (same layouts)."""
 
 from .base import MicroGestureDataModule
 from .imigue import IMiGUEDataModule
+from .ma52 import MA52DataModule
 from .smg import SMGDataModule
 
-__all__ = ["IMiGUEDataModule", "MicroGestureDataModule", "SMGDataModule"]
+__all__ = ["IMiGUEDataModule", "MA52DataModule", "MicroGestureDataModule", "SMGDataModule"]

@@ -3,33 +3,41 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import os
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from mgr.classes import ClassList, get_classes
+from mgr.data.cache import cache_signature_matches, read_cache, write_cache
 from mgr.data.datasets import (
+    ClipDataset,
     HeatmapClipDataset,
     HeatmapOptions,
     SkeletonClipDataset,
     SkeletonTransformConfig,
+    VideoOptions,
     flip_heatmaps,
     render_heatmaps,
 )
 from mgr.data.readers.common import ClipRecord
+from mgr.data.readers.media import index_media, media_num_frames
+from mgr.data.samplers import SqrtBalancedSampler, repeat_indices, repetition_factors
 from mgr.pseudo_label import load_pseudo_labels
 from mgr.skeletons import SkeletonLayout, get_layout
 
-__all__ = ["MicroGestureDataModule", "Split"]
+__all__ = ["MicroGestureDataModule", "Modality", "Split"]
 
 log = logging.getLogger(__name__)
 
 Split = Literal["train", "val", "test"]
+Modality = Literal["skeleton", "video", "pose"]
 _SPLITS: tuple[Split, ...] = ("train", "val", "test")
 
 
@@ -64,8 +72,10 @@ class MicroGestureDataModule(LightningDataModule):
             by the recognizer).
         test_flip: also average over horizontally flipped views at test time.
         predict_split: split served by ``predict_dataloader``.
-        on_error: what to do with a clip whose frames are out of range:
-            ``"raise"`` an error naming it, or ``"warn"`` and skip it.
+        on_bad_sample: what to do with a bad clip (frames past the end of its
+            skeleton, all-zero keypoints, a missing, empty or unreadable video):
+            ``"raise"`` an error naming the file and the clip, or ``"skip"`` it
+            with a logged warning and a count per split at the end of setup.
         pin_memory: pin host memory in the loaders (faster host-to-GPU copies).
         extra_labels: a pseudo-label file (``mgr pseudo-label``): its samples,
             taken from the split it names with the pseudo-labels in place of
@@ -77,14 +87,32 @@ class MicroGestureDataModule(LightningDataModule):
         heatmap: supply PoseConv3D ``heatmap (B, K, T, H, W)`` volumes rendered
             from the (pixel) keypoints instead of ``skeleton`` coordinates;
             ``None``: skeleton coordinates.
+        modalities: what each sample carries, any of ``"skeleton"``
+            (``skeleton (B, C, T, V, M)``), ``"video"`` (``video (B, C, T, H, W)``,
+            see ``video``) and ``"pose"`` (pixel ``keypoint (B, 1, T, V, 2)``,
+            ``keypoint_score (B, 1, T, V)`` and ``img_shape (B, 2)``: the inputs of
+            heatmaps). All are sampled at the same moments and flipped together.
+            ``None``: ``["skeleton"]`` (``heatmap`` replaces it when set).
+        video: how clips' frames are found and transformed (``"video"`` only).
+        sampler: ``"random"`` shuffles the training set; ``"sqrt_balanced"``
+            draws with probability ``1 / sqrt(N_c + 1)`` per sample of class ``c``
+            (square-root-smoothed class balancing).
+        cache_dir: a cache written by ``mgr prepare`` (:meth:`write_cache`):
+            splits are read from it when it was made from the same release with
+            the same reader options, else parsed from ``root``.
+        repeat_alpha: rare-class annotation repetition (online-recognition paper,
+            eq. 1): each training clip of a class with ``Z_c < alpha`` clips is
+            repeated ``ceil(log2(alpha / Z_c)) + 1`` times; ``None``: off.
     """
 
     #: dataset key of :func:`mgr.classes.get_classes`.
     dataset: ClassVar[str]
-    #: layout name of the keypoints the readers return.
-    parent_layout: ClassVar[str]
+    #: layout name of the keypoints the readers return (``None``: a video-only release).
+    parent_layout: ClassVar[str | None]
     #: default keypoint subset.
-    default_keypoints: ClassVar[str]
+    default_keypoints: ClassVar[str | None]
+    #: ``(H, W)`` of the pixel space the release's keypoints are in (``None``: not pixels).
+    image_size: ClassVar[tuple[int, int] | None] = None
 
     def __init__(
         self,
@@ -100,17 +128,26 @@ class MicroGestureDataModule(LightningDataModule):
         test_clips: int = 1,
         test_flip: bool = False,
         predict_split: Split = "test",
-        on_error: Literal["raise", "warn"] = "raise",
+        on_bad_sample: Literal["raise", "skip"] = "raise",
         pin_memory: bool = False,
         extra_labels: str | Path | None = None,
         extra_labels_with_val: bool = True,
         heatmap: HeatmapOptions | None = None,
+        modalities: list[Modality] | None = None,
+        video: VideoOptions | None = None,
+        sampler: Literal["random", "sqrt_balanced"] = "random",
+        repeat_alpha: float | None = None,
+        cache_dir: str | Path | None = None,
     ) -> None:
         super().__init__()
         if scale not in ("shoulder", "none"):
             raise ValueError(f"scale must be 'shoulder' or 'none', got {scale!r}")
-        if on_error not in ("raise", "warn"):
-            raise ValueError(f"on_error must be 'raise' or 'warn', got {on_error!r}")
+        if on_bad_sample not in ("raise", "skip"):
+            raise ValueError(f"on_bad_sample must be 'raise' or 'skip', got {on_bad_sample!r}")
+        if sampler not in ("random", "sqrt_balanced"):
+            raise ValueError(f"sampler must be 'random' or 'sqrt_balanced', got {sampler!r}")
+        if repeat_alpha is not None and repeat_alpha <= 0:
+            raise ValueError(f"repeat_alpha must be positive, got {repeat_alpha}")
         if predict_split not in _SPLITS:
             raise ValueError(f"predict_split must be one of {_SPLITS}, got {predict_split!r}")
         if not 0.0 <= flip_prob <= 1.0:
@@ -131,11 +168,19 @@ class MicroGestureDataModule(LightningDataModule):
         self.test_clips = test_clips
         self.test_flip = test_flip
         self.predict_split = predict_split
-        self.on_error = on_error
+        self.on_bad_sample = on_bad_sample
         self.pin_memory = pin_memory
         self.extra_labels = extra_labels
         self.extra_labels_with_val = extra_labels_with_val
         self.heatmap = heatmap
+        self.modalities = self._check_modalities(modalities, heatmap, video)
+        if video is None and "video" in self.modalities:
+            video = VideoOptions()
+        self.video = video
+        self.sampler = sampler
+        self.repeat_alpha = repeat_alpha
+        self.skipped: dict[str, int] = {}
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.layout = self._resolve_layout(self.keypoints)
         self.records: dict[str, list[ClipRecord]] = {}
         self.datasets: dict[str, SkeletonClipDataset] = {}
@@ -154,18 +199,71 @@ class MicroGestureDataModule(LightningDataModule):
         """Names of the skeleton channels ``C`` the reader produces."""
         return ("x", "y", "confidence")
 
+    @property
+    def pixel_channels(self) -> tuple[int, int] | None:
+        """Channels holding pixel ``(x, y)``, or ``None`` if the keypoints are not pixels."""
+        return (0, 1) if self.image_size is not None else None
+
+    def video_names(self, record: ClipRecord) -> list[str]:
+        """File stems (without suffix) under which a clip's video may be stored.
+
+        Returns:
+            Candidates in order of preference; the default is the clip's own
+            name (one file per clip, as iMiGUE and MA-52 ship their RGB).
+        """
+        return [record.sample_id]
+
+    def video_frames(self, record: ClipRecord) -> tuple[int, int | None]:
+        """``(first, last)`` frame of the clip inside its video (``None``: to the end)."""
+        return 0, None
+
+    @property
+    def reader_on_error(self) -> Literal["raise", "warn"]:
+        """The readers' ``on_error`` for :attr:`on_bad_sample`."""
+        return "warn" if self.on_bad_sample == "skip" else "raise"
+
     # ---------------------------------------------------------------- properties
     @property
     def supplies(self) -> tuple[str, ...]:
         """Batch keys this datamodule supplies (see :mod:`mgr.batch`)."""
-        return ("heatmap" if self.heatmap else "skeleton", "label", "sample_id")
+        keys = {"skeleton": ("skeleton",), "video": ("video",)}
+        keys["pose"] = ("keypoint", "keypoint_score", "img_shape")
+        inputs = ("heatmap",) if self.heatmap else sum((keys[m] for m in self.modalities), ())
+        extra = ("coarse_label",) if self.dataset == "ma52" else ()
+        return (*inputs, "label", *extra, "sample_id")
+
+    def _check_modalities(
+        self,
+        modalities: Sequence[str] | None,
+        heatmap: HeatmapOptions | None,
+        video: VideoOptions | None,
+    ) -> tuple[str, ...]:
+        if modalities is None:
+            modalities = ["skeleton"] if self.parent_layout is not None else ["video"]
+        modalities = tuple(modalities)
+        allowed = ("skeleton", "video", "pose")
+        if not modalities or any(m not in allowed for m in modalities):
+            raise ValueError(
+                f"modalities must be a non-empty subset of {allowed}, got {modalities}"
+            )
+        if self.parent_layout is None and set(modalities) != {"video"}:
+            raise ValueError(
+                f"{type(self).__name__} has no skeletons: modalities must be ['video']"
+            )
+        if heatmap is not None and modalities != ("skeleton",):
+            raise ValueError("heatmap replaces the skeleton modality; do not combine it (yet)")
+        if "pose" in modalities and self.image_size is None:
+            raise ValueError(
+                f"{type(self).__name__}'s keypoints are not in pixels: no pose modality"
+            )
+        return modalities
 
     @property
     def num_heatmap_channels(self) -> int:
         """Heatmap channels ``K``: joints or limbs of the keypoint layout."""
         if self.heatmap is not None and self.heatmap.kind == "limb":
             return len(self.layout.limbs)
-        return self.layout.num_joints
+        return self.num_joints
 
     @property
     def classes(self) -> ClassList:
@@ -189,8 +287,8 @@ class MicroGestureDataModule(LightningDataModule):
 
     @property
     def num_joints(self) -> int:
-        """Joints ``V`` of the selected keypoint layout."""
-        return self.layout.num_joints
+        """Joints ``V`` of the selected keypoint layout (0 without skeletons)."""
+        return self.layout.num_joints if self.layout is not None else 0
 
     def class_histogram(self, split: Split = "train") -> torch.Tensor:
         """Number of clips per class.
@@ -206,7 +304,11 @@ class MicroGestureDataModule(LightningDataModule):
         return len(self._get_records(split))
 
     # ---------------------------------------------------------------- setup
-    def _resolve_layout(self, name: str) -> SkeletonLayout:
+    def _resolve_layout(self, name: str | None) -> SkeletonLayout | None:
+        if self.parent_layout is None:
+            if name is not None:
+                raise ValueError(f"{type(self).__name__} has no skeletons: keypoints must be None")
+            return None
         layout = get_layout(name)
         parent = get_layout(self.parent_layout)
         if layout.name == parent.name:
@@ -222,6 +324,14 @@ class MicroGestureDataModule(LightningDataModule):
     def transform_config(self, train: bool) -> SkeletonTransformConfig:
         """Sampling and normalisation settings of the train or evaluation datasets."""
         lay = self.layout
+        if lay is None:  # video only: sampling and flip settings are all that apply
+            return SkeletonTransformConfig(
+                clip_len=self.clip_len,
+                normalize=False,
+                flip_prob=self.flip_prob if train else 0.0,
+                num_clips=1 if train else self.test_clips,
+                test_flip=False if train else self.test_flip,
+            )
         joints = lay.parent_indices if lay.parent_indices is not None else None
         score = self.channels.index("confidence") if "confidence" in self.channels else None
         return SkeletonTransformConfig(
@@ -238,9 +348,96 @@ class MicroGestureDataModule(LightningDataModule):
             test_flip=False if train else self.test_flip,
         )
 
+    def cache_signature(self) -> dict[str, Any]:
+        """What determines the records :meth:`load_records` returns (see :mod:`mgr.data.cache`).
+
+        Subclasses add their reader options.
+        """
+        return {
+            "datamodule": type(self).__name__,
+            "root": str(self.root.resolve()),
+            "on_error": self.reader_on_error,
+        }
+
+    def write_cache(self, out: str | Path, splits: Sequence[Split] = _SPLITS) -> Path:
+        """Parse the raw release once and store its splits as a fast cache.
+
+        Args:
+            out: cache folder; pass it as ``cache_dir`` later.
+            splits: splits to convert (missing ones are skipped with a log line).
+
+        Returns:
+            The cache folder.
+        """
+        records = {}
+        for split in splits:
+            try:
+                records[split] = self._load_raw(split)
+            except FileNotFoundError as err:
+                log.warning("not caching split %r: %s", split, err)
+        return write_cache(out, records, self.cache_signature())
+
+    def _load_raw(self, split: Split) -> list[ClipRecord]:
+        if self.cache_dir is not None and cache_signature_matches(
+            self.cache_dir, self.cache_signature(), split
+        ):
+            log.info("%s %s: reading cache %s", type(self).__name__, split, self.cache_dir)
+            return read_cache(self.cache_dir, split)
+        return self.load_records(split)
+
+    def _load_checked(self, split: Split) -> list[ClipRecord]:
+        """Read a split; in ``skip`` mode the readers' skip warnings are logged and counted."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            records = self._load_raw(split)
+            if "video" in self.modalities:
+                records = self._attach_videos(records, split)
+        skipped = 0
+        for w in caught:
+            if "skipping" in str(w.message):
+                skipped += 1
+                log.warning("%s", w.message)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        self.skipped[split] = self.skipped.get(split, 0) + skipped
+        return records
+
+    def _attach_videos(self, records: list[ClipRecord], split: Split) -> list[ClipRecord]:
+        """Find every clip's video file; drop or refuse clips whose video is bad."""
+        root = Path(self.video.root) if self.video and self.video.root else self.root
+        index = None
+        kept: list[ClipRecord] = []
+        for rec in records:
+            if rec.video is None:
+                index = index if index is not None else index_media(root)
+                path = next((index[n] for n in self.video_names(rec) if n in index), None)
+                first, last = self.video_frames(rec)
+                rec = replace(
+                    rec, video=str(path) if path else None, video_start=first, video_end=last
+                )
+            problem = None
+            if rec.video is None or not Path(rec.video).is_file():
+                names = rec.video or " or ".join(f"{n}.*" for n in self.video_names(rec))
+                problem = f"no video {names} under {root}"
+            elif self.on_bad_sample == "skip":  # probe now so a bad file never reaches training
+                try:
+                    frames = media_num_frames(rec.video)
+                    if rec.video_end is not None and rec.video_end >= frames:
+                        problem = f"{rec.video} has {frames} frames, clip ends at {rec.video_end}"
+                except (OSError, ValueError) as err:
+                    problem = str(err)
+            if problem is None:
+                kept.append(rec)
+                continue
+            message = f"clip {rec.sample_id} of split {split!r} ({rec.source}): {problem}"
+            if self.on_bad_sample == "raise":
+                raise FileNotFoundError(message)
+            warnings.warn(f"skipping bad clip: {message}", stacklevel=2)
+        return kept
+
     def _get_records(self, split: Split) -> list[ClipRecord]:
         if split not in self.records:
-            records = self.load_records(split)
+            records = self._load_checked(split)
             if split == "train" and self.extra_labels is not None:
                 records = records + self._extra_training_records()
             if not records:
@@ -297,11 +494,28 @@ class MicroGestureDataModule(LightningDataModule):
                 continue
             train = split == "train"
             records, config = self._get_records(split), self.transform_config(train=train)
-            if self.heatmap is None:
-                self.datasets[split] = SkeletonClipDataset(records, config, train=train)
-            else:
+            if self.heatmap is not None:
                 self.datasets[split] = HeatmapClipDataset(
                     records, config, self.heatmap, self.layout.limbs, train=train
+                )
+            elif self.modalities == ("skeleton",):
+                self.datasets[split] = SkeletonClipDataset(records, config, train=train)
+            else:
+                self.datasets[split] = ClipDataset(
+                    records,
+                    config,
+                    train=train,
+                    modalities=self.modalities,
+                    video=self.video,
+                    pixel_channels=self.pixel_channels,
+                    image_size=self.image_size,
+                )
+            if self.skipped.get(split):
+                log.warning(
+                    "%s %s: skipped %d bad clip(s) (on_bad_sample='skip'); see the warnings above",
+                    type(self).__name__,
+                    split,
+                    self.skipped[split],
                 )
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
@@ -324,13 +538,38 @@ class MicroGestureDataModule(LightningDataModule):
         return batch
 
     # ---------------------------------------------------------------- loaders
+    def train_sampler(self) -> Sampler[int] | None:
+        """The training sampler: rare-class repetition and/or class balancing.
+
+        Returns:
+            ``None`` for plain shuffling.
+        """
+        labels = [r.label for r in self.datasets["train"].records]
+        if self.repeat_alpha is None and self.sampler == "random":
+            return None
+        indices = None
+        if self.repeat_alpha is not None:
+            factors = repetition_factors(labels, self.num_classes, alpha=self.repeat_alpha)
+            indices = repeat_indices(labels, factors)
+            log.info("rare-class repetition: %d -> %d training clips", len(labels), len(indices))
+        if self.sampler == "sqrt_balanced":
+            drawn = [labels[i] for i in indices] if indices is not None else labels
+            # Every DDP rank must draw the same sequence (the distributed wrapper shards
+            # it): seed from seed_everything's PL_GLOBAL_SEED, identical on all ranks.
+            seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+            balanced = SqrtBalancedSampler(drawn, self.num_classes, seed=seed)
+            return balanced if indices is None else _Subset(balanced, indices)
+        return _Shuffled(indices)
+
     def _loader(self, split: Split, shuffle: bool) -> DataLoader:
         if split not in self.datasets:
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
+        sampler = self.train_sampler() if split == "train" else None
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
@@ -354,6 +593,35 @@ class MicroGestureDataModule(LightningDataModule):
         if self.predict_split not in self.datasets:
             self.setup("predict")
         return self._loader(self.predict_split, shuffle=False)
+
+
+class _Shuffled(Sampler[int]):
+    """A fixed list of dataset indices (with repeats), shuffled every epoch."""
+
+    def __init__(self, indices: Sequence[int]) -> None:
+        self.indices = torch.as_tensor(indices, dtype=torch.long)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices[torch.randperm(len(self.indices))].tolist())
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class _Subset(Sampler[int]):
+    """Maps the draws of a sampler over a repeated index list back to dataset indices."""
+
+    def __init__(self, sampler: SqrtBalancedSampler, indices: Sequence[int]) -> None:
+        self.sampler, self.indices = sampler, list(indices)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        return (self.indices[i] for i in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
 
 
 def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ class SMGDataModule(MicroGestureDataModule):
         Sample0001/Sample0001_skeleton.csv     # 25 Kinect-v2 joints x 11 values per frame
         Sample0001/Sample0001_finelabels.csv   # label,start,end (label 1..17; 17 = non-MG)
         Sample0001/Sample0001_data.csv         # numFrames,fps,maxDepth
+        .../Sample0001/Sample0001_color.mp4    # RGB (anywhere under video.root)
 
     Args:
         root: release folder.
@@ -29,7 +30,8 @@ class SMGDataModule(MicroGestureDataModule):
             ``"official"`` (1-35 train / 36-40 test; the official code validates
             on the test subjects, so val = test there).
         coords: ``"world"``: Kinect camera-space ``(x, y, z)`` in metres;
-            ``"pixel"``: 2-D colour-image ``(x, y)``.
+            ``"pixel"``: 2-D colour-image ``(x, y)`` (1920x1080; needed for
+            saliency crops and the ``pose`` modality).
         end_inclusive: whether a finelabel's end frame belongs to the clip. The
             official classification code slices ``[start, end)``, so the default
             is ``False`` (the release does not say; see ``datasets.md`` §1.3).
@@ -54,11 +56,13 @@ class SMGDataModule(MicroGestureDataModule):
         test_subjects: list[int] | None = None,
         **kwargs: Any,
     ) -> None:
+        if coords not in ("world", "pixel"):
+            raise ValueError(f"coords must be 'world' or 'pixel', got {coords!r}")
+        # Kinect v2 colour frames are 1920x1080; pixel keypoints live there.
+        self.image_size = (1080, 1920) if coords == "pixel" else None
         super().__init__(root, **kwargs)
         if split not in SMG_SPLITS:
             raise ValueError(f"split must be one of {sorted(SMG_SPLITS)}, got {split!r}")
-        if coords not in ("world", "pixel"):
-            raise ValueError(f"coords must be 'world' or 'pixel', got {coords!r}")
         self.split = split
         self.coords = coords
         self.end_inclusive = end_inclusive
@@ -82,6 +86,23 @@ class SMGDataModule(MicroGestureDataModule):
         """``("x", "y", "z")`` for world coordinates, ``("x", "y")`` for pixels."""
         return ("x", "y", "z") if self.coords == "world" else ("x", "y")
 
+    def cache_signature(self) -> dict[str, Any]:
+        """Reader options that shape the records (see :mod:`mgr.data.cache`)."""
+        return {
+            **super().cache_signature(),
+            "subjects": self.subjects,
+            "coords": self.coords,
+            "end_inclusive": self.end_inclusive,
+        }
+
+    def video_names(self, record: ClipRecord) -> list[str]:
+        """SMG's RGB is one long ``SampleXXXX_color.mp4`` per subject."""
+        return [f"{record.video_id}_color", record.video_id]
+
+    def video_frames(self, record: ClipRecord) -> tuple[int, int | None]:
+        """The clip's frames in the long video (Kinect colour and skeleton share frames)."""
+        return record.start, record.end
+
     def load_records(self, split: Split) -> list[ClipRecord]:
         """Read one split's clips (subjects of the chosen preset)."""
         return load_smg_split(
@@ -89,5 +110,5 @@ class SMGDataModule(MicroGestureDataModule):
             self.subjects[split],
             coords=self.coords,
             end_inclusive=self.end_inclusive,
-            on_error=self.on_error,
+            on_error=self.reader_on_error,
         )

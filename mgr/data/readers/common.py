@@ -32,32 +32,49 @@ class DataFormatError(ValueError):
 class ClipRecord:
     """One trimmed micro-gesture clip, as read from a release.
 
+    A clip carries a skeleton (``keypoint``), a video (``video``) or both; the
+    two are aligned in time by their frame ranges (the video's
+    ``video_start..video_end`` covers the same moment as the skeleton's rows).
+
     Attributes:
         sample_id: the dataset's own sample name (e.g. ``"0187_0"`` for iMiGUE,
-            ``"Sample00360"`` for SMG).
+            ``"Sample00360"`` for SMG, ``"0003_01_0001"`` for MA-52).
         label: 0-based class id.
         keypoint: ``(T, V, C)`` float32 keypoints of the clip, in the reader's
-            parent layout and channel order (documented by each reader).
+            parent layout and channel order (documented by each reader), or
+            ``None`` for a video-only release (MA-52).
         video_id: id of the long sequence the clip was cut from.
         start: first frame (0-based row of the sequence file).
         end: last frame (0-based, inclusive).
-        source: path of the file the keypoints came from.
+        source: path of the file the keypoints (or, video-only, the frames) came from.
         subject: subject id where the release gives it, else ``None``.
+        video: path of the RGB (or derived-modality) video holding the clip, if any.
+        video_start: first frame of the clip in ``video`` (0-based).
+        video_end: last frame of the clip in ``video`` (inclusive); ``None``: the
+            video's last frame (a per-clip file).
+        coarse_label: body-part (coarse) class id where the dataset defines one
+            (MA-52), else ``None``.
     """
 
     sample_id: str
     label: int
-    keypoint: np.ndarray
+    keypoint: np.ndarray | None
     video_id: str
     start: int
     end: int
     source: str
     subject: int | None = None
+    video: str | None = None
+    video_start: int = 0
+    video_end: int | None = None
+    coarse_label: int | None = None
 
     @property
     def num_frames(self) -> int:
-        """Number of frames ``T`` of the clip."""
-        return int(self.keypoint.shape[0])
+        """Number of frames ``T`` of the clip (from the skeleton, else the frame range)."""
+        if self.keypoint is not None:
+            return int(self.keypoint.shape[0])
+        return self.end - self.start + 1
 
 
 # Csv helpers shared by the iMiGUE and SMG readers.

@@ -153,9 +153,11 @@ def read_smg_data_csv(path: PathLike) -> tuple[int, float, int]:
 
 
 def find_smg_samples(root: PathLike) -> dict[int, Path]:
-    """Find the ``SampleXXXX`` folders directly under ``root`` or one level below it.
+    """Find the ``SampleXXXX`` skeleton folders directly under ``root`` or one level below it.
 
     The second level covers the MiGA layout (``root/smg_skeleton_train/Sample0001``, ...).
+    Folders without a ``SampleXXXX_skeleton.csv`` (e.g. the RGB release's
+    ``smg_rgb/Sample0001/`` holding only ``Sample0001_color.mp4``) are not skeleton folders.
 
     Args:
         root: release folder.
@@ -180,7 +182,7 @@ def find_smg_samples(root: PathLike) -> dict[int, Path]:
     found: dict[int, Path] = {}
     for path in candidates + nested:
         match = _SAMPLE_DIR_RE.fullmatch(path.name)
-        if match is None:
+        if match is None or not (path / f"{path.name}_skeleton.csv").is_file():
             continue
         subject = int(match.group(1))
         if subject in found:

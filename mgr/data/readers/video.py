@@ -1,0 +1,444 @@
+"""Video decoding and encoding with PyAV (torchvision no longer decodes video).
+
+Frames are addressed by their 0-based position in decoding order, which is what a full
+sequential decode (:func:`read_video`) yields; every reader here returns exactly those frames.
+Arrays are ``uint8`` RGB with shape ``(N, H, W, 3)``.
+
+Random access (:func:`read_frames`) decodes sequentially from the start when the wanted frames
+are near the start, and otherwise seeks to the keyframe before the first wanted frame and
+decodes forward from there, mapping each frame's timestamp back to its index. It stops as
+soon as the last wanted frame is decoded, so sampling a short clip out of a long video costs
+about one group of pictures plus the clip.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+
+from mgr.data.transforms.pose import uniform_sample_indices
+
+from .common import DataFormatError, PathLike, _require_file
+
+__all__ = [
+    "SEEK_THRESHOLD",
+    "VideoDecodeError",
+    "VideoInfo",
+    "probe_video",
+    "read_frames",
+    "read_video",
+    "sample_frames",
+    "write_video",
+]
+
+#: :func:`read_frames` seeks when its first wanted frame is at least this many frames in;
+#: closer to the start a plain decode is as cheap as a seek plus one group of pictures.
+SEEK_THRESHOLD = 16
+
+
+class VideoDecodeError(DataFormatError):
+    """A video file cannot be read: not a video, no video stream, no frames, truncated or corrupt.
+
+    The message always names the file and, where it applies, the frame index.
+    """
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video's header says about its first video stream.
+
+    Attributes:
+        path: the file.
+        num_frames: number of frames ``T`` (see :func:`probe_video` for how it is counted).
+        fps: average frame rate (frames per second); ``0.0`` if the file does not give one.
+        height: frame height ``H`` in pixels.
+        width: frame width ``W`` in pixels.
+    """
+
+    path: str
+    num_frames: int
+    fps: float
+    height: int
+    width: int
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    """Open ``path`` for reading, turning FFmpeg's errors into :class:`VideoDecodeError`."""
+    _require_file(path)
+    try:
+        return av.open(str(path))
+    except av.error.FFmpegError as err:
+        raise VideoDecodeError(f"{path}: not a readable video file ({err})") from err
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.VideoStream:
+    if not container.streams.video:
+        raise VideoDecodeError(f"{path}: the file has no video stream")
+    stream = container.streams.video[0]
+    # Frame threading only changes how fast frames come out, never which or in what order.
+    stream.thread_type = "AUTO"
+    return stream
+
+
+def _frame_rate(stream: av.VideoStream) -> Fraction | None:
+    rate = stream.average_rate or stream.guessed_rate
+    return Fraction(rate) if rate else None
+
+
+def _count_frames(
+    container: av.container.InputContainer, stream: av.VideoStream, path: Path
+) -> int:
+    """Frames of ``stream``: the header's count, else the number of demuxed packets."""
+    if stream.frames > 0:
+        return int(stream.frames)
+    # Containers such as Matroska/WebM do not store a frame count. One packet holds one frame
+    # for every video codec we meet; demuxing reads the file but decodes nothing, so it is
+    # cheap. Flush packets (no data) carry no frame.
+    try:
+        return sum(1 for packet in container.demux(stream) if packet.size > 0)
+    except av.error.FFmpegError as err:
+        raise VideoDecodeError(f"{path}: corrupt file, demuxing failed ({err})") from err
+
+
+def probe_video(path: PathLike) -> VideoInfo:
+    """Read a video's frame count, frame rate and size without decoding it.
+
+    The frame count is the stream header's (``stream.frames``, e.g. MP4's sample table) when
+    the container stores one; otherwise (Matroska, WebM, ...) the packets of the video
+    stream are counted by demuxing the whole file, still without decoding. Either way it is
+    what the container claims: a file cut short after its header was written (an MP4 with
+    the index at the front) can claim more frames than decode, which :func:`read_frames`
+    reports when it reaches the missing frame.
+
+    Args:
+        path: the video file.
+
+    Returns:
+        The first video stream's :class:`VideoInfo`.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        VideoDecodeError: naming the file, if it is not a video, has no video stream or
+            has zero frames.
+    """
+    path = Path(path)
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        rate = _frame_rate(stream)
+        height, width = stream.codec_context.height, stream.codec_context.width
+        num_frames = _count_frames(container, stream, path)
+    if num_frames <= 0:
+        raise VideoDecodeError(f"{path}: the video stream has zero frames")
+    return VideoInfo(
+        path=str(path),
+        num_frames=num_frames,
+        fps=float(rate) if rate is not None else 0.0,
+        height=int(height),
+        width=int(width),
+    )
+
+
+def _decode(
+    container: av.container.InputContainer, stream: av.VideoStream, path: Path, first: int
+) -> Iterator[av.VideoFrame]:
+    """Decoded frames of ``stream``; FFmpeg errors name the file and the frame reached.
+
+    ``first`` is the index of the first frame this decode should yield (for messages only).
+    """
+    count = first
+    frames = container.decode(stream)
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return
+        except av.error.FFmpegError as err:
+            raise VideoDecodeError(
+                f"{path}: corrupt or truncated video, decoding failed near frame {count} ({err})"
+            ) from err
+        count += 1
+        yield frame
+
+
+def _collect_sequential(
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    path: Path,
+    wanted: set[int],
+    out: dict[int, np.ndarray],
+) -> int:
+    """Decode from the start, keeping frames whose position is in ``wanted``.
+
+    Returns:
+        The number of frames decoded (it stops at ``max(wanted)``).
+    """
+    last = max(wanted)
+    decoded = 0
+    for index, frame in enumerate(_decode(container, stream, path, 0)):
+        decoded = index + 1
+        if index in wanted:
+            out[index] = frame.to_ndarray(format="rgb24")
+        if index >= last:
+            break
+    return decoded
+
+
+def _collect_seek(
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    path: Path,
+    wanted: set[int],
+    out: dict[int, np.ndarray],
+    rate: Fraction,
+) -> int | None:
+    """Seek to the keyframe before ``min(wanted)`` and decode forward to ``max(wanted)``.
+
+    A frame's index is ``round((pts - start_pts) * time_base * fps)``, which equals its
+    position in a full decode for constant-frame-rate streams.
+
+    Returns:
+        One past the index of the last frame decoded (``0``: none decoded), or ``None``
+        (having stored nothing) when timestamps cannot place the frames (no pts, or the seek
+        landed after the first wanted frame), so that the caller falls back to a sequential
+        decode.
+    """
+    time_base = stream.time_base
+    if time_base is None:
+        return None
+    start_pts = stream.start_time or 0
+    first, last = min(wanted), max(wanted)
+    # Aim at the wanted frame's own timestamp; backward=True then lands on the keyframe at or
+    # before it, from which every later frame decodes correctly.
+    target = start_pts + math.floor(Fraction(first) / rate / time_base)
+    try:
+        container.seek(target, stream=stream, backward=True, any_frame=False)
+    except av.error.FFmpegError:
+        return None
+    found: dict[int, np.ndarray] = {}
+    decoded: int | None = None
+    for frame in _decode(container, stream, path, first):
+        if frame.pts is None:
+            return None
+        index = round((frame.pts - start_pts) * time_base * rate)
+        if decoded is None and index > first:
+            return None  # the seek overshot: this container's index cannot be trusted
+        decoded = index + 1
+        if index in wanted:
+            found[index] = frame.to_ndarray(format="rgb24")
+        if index >= last:
+            break
+    out.update(found)
+    return 0 if decoded is None else decoded
+
+
+def _check_indices(indices: Sequence[int], num_frames: int, path: Path) -> list[int]:
+    checked = []
+    for index in indices:
+        value = int(index)
+        if value != index:
+            raise ValueError(f"{path}: frame indices must be integers, got {index!r}")
+        if value < 0 or (num_frames > 0 and value >= num_frames):
+            raise VideoDecodeError(
+                f"{path}: frame index {value} is out of range; the video has "
+                f"{num_frames} frames (0..{num_frames - 1})"
+            )
+        checked.append(value)
+    return checked
+
+
+def read_frames(
+    path: PathLike, indices: Sequence[int], *, seek_threshold: int = SEEK_THRESHOLD
+) -> np.ndarray:
+    """Decode the frames at the given 0-based indices, frame-accurately.
+
+    Indices may be unsorted and repeated; the result follows their order. When the first
+    wanted frame is fewer than ``seek_threshold`` frames in, the file is decoded from the
+    start; otherwise it seeks to the keyframe before the first wanted frame and decodes
+    forward, computing each frame's index from its timestamp. Both stop at the last wanted
+    frame and return the same frames as :func:`read_video`. If the timestamps cannot place
+    the frames (no pts, no frame rate, or a seek that lands too late) the file is decoded
+    from the start instead. Timestamps map to indices exactly for constant-frame-rate
+    files (what cameras and encoders write for these datasets); for a variable-frame-rate
+    file pass a huge ``seek_threshold`` to always count frames from the start.
+
+    Args:
+        path: the video file.
+        indices: ``(N,)`` frame indices in ``[0, num_frames)``.
+        seek_threshold: first wanted index from which to seek; ``0`` always seeks, a huge
+            value never does.
+
+    Returns:
+        ``(N, H, W, 3)`` uint8 RGB frames.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        VideoDecodeError: naming the file, for an unreadable file, an index out of range
+            (with the frame count), or a frame the file ends before (truncated or corrupt,
+            with the missing index).
+    """
+    path = Path(path)
+    out: dict[int, np.ndarray] = {}
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        height, width = stream.codec_context.height, stream.codec_context.width
+        # 0 means "unknown" (no count in the header); the decode then finds the end.
+        header_frames = max(int(stream.frames), 0)
+        order = _check_indices(indices, header_frames, path)
+        if not order:
+            return np.zeros((0, height, width, 3), dtype=np.uint8)
+        wanted = set(order)
+        rate = _frame_rate(stream)
+        decoded = None
+        if min(wanted) >= seek_threshold and rate is not None:
+            decoded = _collect_seek(container, stream, path, wanted, out, rate)
+    if decoded is None:
+        # A fresh container, so nothing from a failed seek attempt lingers in the decoder.
+        with _open(path) as container:
+            stream = _video_stream(container, path)
+            decoded = _collect_sequential(container, stream, path, wanted, out)
+    missing = sorted(wanted - out.keys())
+    if missing and header_frames == 0 and decoded > 0:
+        raise VideoDecodeError(
+            f"{path}: frame index {missing[0]} is out of range; the video has "
+            f"{decoded} frames (0..{decoded - 1})"
+        )
+    if missing:
+        ended = f"after frame {decoded - 1}" if decoded > 0 else "before its first frame"
+        claim = f"the header claims {header_frames}" if header_frames else "no frame count"
+        raise VideoDecodeError(
+            f"{path}: truncated or corrupt video, frame {missing[0]} is missing: decoding "
+            f"ended {ended} ({claim})"
+        )
+    return np.stack([out[i] for i in order])
+
+
+def read_video(path: PathLike) -> np.ndarray:
+    """Decode a whole video (a reference for tests and a convenience for short clips).
+
+    Args:
+        path: the video file.
+
+    Returns:
+        ``(T, H, W, 3)`` uint8 RGB frames, in decoding order.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        VideoDecodeError: naming the file, for an unreadable or corrupt file or zero frames.
+    """
+    path = Path(path)
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        frames = [frame.to_ndarray(format="rgb24") for frame in _decode(container, stream, path, 0)]
+    if not frames:
+        raise VideoDecodeError(f"{path}: the video stream has zero decodable frames")
+    return np.stack(frames)
+
+
+def sample_frames(
+    path: PathLike,
+    num_frames: int,
+    *,
+    start: int = 0,
+    end: int | None = None,
+    train: bool = False,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Uniformly sample ``num_frames`` frames of a clip (PoseC3D's ``UniformSampleFrames``).
+
+    Indices come from :func:`mgr.data.transforms.pose.uniform_sample_indices` over the
+    inclusive range ``[start, end]``, so video and skeleton are sampled the same way: a
+    random frame per segment in training, a fixed-seed draw at test time; shorter clips loop.
+
+    Args:
+        path: the video file (a per-clip file, or a long video holding the clip).
+        num_frames: frames to sample.
+        start: first frame of the clip (0-based).
+        end: last frame of the clip (inclusive); ``None``: the video's last frame (found
+            by :func:`probe_video`, which opens the file once more).
+        train: use the random training rule instead of the deterministic test rule.
+        rng: random generator for training (a fresh one if ``None``).
+
+    Returns:
+        ``(num_frames, H, W, 3)`` uint8 RGB frames.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: if ``start < 0`` or ``end < start``.
+        VideoDecodeError: naming the file, for an unreadable file or a range past its end.
+    """
+    if end is None:
+        end = probe_video(path).num_frames - 1
+    if start < 0 or end < start:
+        raise ValueError(f"{path}: bad frame range start={start}, end={end} (inclusive)")
+    offsets = uniform_sample_indices(end - start + 1, num_frames, test_mode=not train, rng=rng)
+    return read_frames(path, (offsets + start).tolist())
+
+
+def write_video(
+    path: PathLike,
+    frames: np.ndarray,
+    fps: float = 30.0,
+    *,
+    codec: str = "libx264",
+    crf: int = 18,
+    qscale: int = 2,
+    gop: int | None = None,
+    faststart: bool = False,
+) -> None:
+    """Encode RGB frames as an H.264 (or MPEG-4 part 2) video in yuv420p.
+
+    The container follows the file suffix (``.mp4``; ``.mkv`` also works). If the FFmpeg
+    build lacks ``libx264``, ``mpeg4`` is used instead.
+
+    Args:
+        path: output file (overwritten).
+        frames: ``(T, H, W, 3)`` uint8 RGB frames, ``T >= 1``; ``H`` and ``W`` must be even
+            (yuv420p stores chroma at half resolution).
+        fps: frame rate.
+        codec: FFmpeg encoder name.
+        crf: libx264 constant rate factor (0 lossless luma ... 51 worst; 18 looks lossless).
+        qscale: quantiser of the other encoders (``mpeg4``: 1 best ... 31 worst).
+        gop: maximum distance between keyframes; ``None``: the encoder's default.
+        faststart: put the MP4 index (``moov``) before the data, as streamed files do.
+
+    Raises:
+        ValueError: for a wrong shape or dtype, odd ``H``/``W``, no frames or ``fps <= 0``.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(
+            f"{path}: frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}"
+        )
+    num, height, width, _ = frames.shape
+    if num == 0:
+        raise ValueError(f"{path}: no frames to write")
+    if height % 2 or width % 2:
+        raise ValueError(
+            f"{path}: frame size {height}x{width} (HxW) must be even for yuv420p; crop or pad it"
+        )
+    if not fps > 0:
+        raise ValueError(f"{path}: fps must be positive, got {fps}")
+    if codec == "libx264" and codec not in av.codecs_available:
+        codec = "mpeg4"
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1_000_000))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if gop is not None:
+            stream.codec_context.gop_size = gop
+        if codec == "libx264":
+            stream.options = {"crf": str(crf)}
+        else:
+            # ffmpeg's ``-q:v``: a fixed quantiser, given in lambda units (FF_QP2LAMBDA = 118).
+            stream.options = {"flags": "+qscale", "global_quality": str(qscale * 118)}
+        for image in frames:
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))

@@ -1,0 +1,259 @@
+from __future__ import annotations
+
+import re
+import wave
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from mgr.data.readers import video as video_module
+from mgr.data.readers.common import DataFormatError
+from mgr.data.readers.video import (
+    VideoDecodeError,
+    VideoInfo,
+    probe_video,
+    read_frames,
+    read_video,
+    sample_frames,
+    write_video,
+)
+from mgr.data.transforms.pose import uniform_sample_indices
+
+T, H, W = 40, 32, 48
+STEP = 6  # frame t is a uniform grey of level STEP * t
+
+
+def grey_frames(num: int = T) -> np.ndarray:
+    levels = (STEP * np.arange(num)).astype(np.uint8)
+    return np.broadcast_to(levels[:, None, None, None], (num, H, W, 3)).copy()
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("videos")
+    frames = grey_frames()
+    paths = {
+        "mp4": root / "grey.mp4",
+        "mkv": root / "grey.mkv",  # Matroska stores no frame count: probe must demux
+        "faststart": root / "faststart.mp4",
+        "mpeg4": root / "mpeg4.mp4",
+        "ntsc": root / "ntsc.mp4",  # a non-integer frame rate, 30000/1001
+    }
+    write_video(paths["mp4"], frames, fps=30.0, gop=4)
+    write_video(paths["mkv"], frames, fps=30.0, gop=4)
+    write_video(paths["faststart"], frames, fps=30.0, gop=4, faststart=True)
+    write_video(paths["mpeg4"], frames, fps=25.0, codec="mpeg4", gop=4)
+    write_video(paths["ntsc"], frames, fps=30000 / 1001, gop=4)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def reference(videos: dict[str, Path]) -> np.ndarray:
+    return read_video(videos["mp4"])
+
+
+# --- writing, probing, full decode ------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["mp4", "mkv", "faststart", "mpeg4", "ntsc"])
+def test_probe(videos: dict[str, Path], kind: str) -> None:
+    info = probe_video(videos[kind])
+    fps = {"mpeg4": 25.0, "ntsc": 30000 / 1001}.get(kind, 30.0)
+    assert info == VideoInfo(path=str(videos[kind]), num_frames=T, fps=fps, height=H, width=W)
+
+
+@pytest.mark.parametrize("kind", ["mp4", "mkv", "mpeg4"])
+def test_decoded_frames_are_identifiable(videos: dict[str, Path], kind: str) -> None:
+    # Independent of read_frames: each decoded frame's grey level names its index.
+    frames = read_video(videos[kind])
+    assert frames.shape == (T, H, W, 3) and frames.dtype == np.uint8
+    means = frames.reshape(T, -1).mean(1)
+    np.testing.assert_allclose(means, STEP * np.arange(T), atol=STEP / 2)
+
+
+def test_write_video_rejects_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="even"):
+        write_video(tmp_path / "odd.mp4", np.zeros((2, 31, 48, 3), np.uint8))
+    with pytest.raises(ValueError, match="even"):
+        write_video(tmp_path / "odd.mp4", np.zeros((2, 32, 47, 3), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        write_video(tmp_path / "f.mp4", np.zeros((2, 32, 48, 3), np.float32))
+    with pytest.raises(ValueError, match=r"\(T, H, W, 3\)"):
+        write_video(tmp_path / "g.mp4", np.zeros((2, 32, 48), np.uint8))
+    with pytest.raises(ValueError, match="no frames"):
+        write_video(tmp_path / "e.mp4", np.zeros((0, 32, 48, 3), np.uint8))
+
+
+def test_write_video_falls_back_to_mpeg4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(av, "codecs_available", av.codecs_available - {"libx264"})
+    path = tmp_path / "fallback.mp4"
+    write_video(path, grey_frames(4))
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].codec_context.name == "mpeg4"
+    means = read_video(path).reshape(4, -1).mean(1)
+    np.testing.assert_allclose(means, STEP * np.arange(4), atol=STEP / 2)
+
+
+# --- frame-accurate random access ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "indices",
+    [[0, 1, 2, 3], [2, 9, 5, 0, 11], [4, 4, 1, 4], [39], [0, 39], []],
+    ids=["sorted", "unsorted", "repeated", "last", "ends", "empty"],
+)
+def test_read_frames_matches_full_decode(
+    videos: dict[str, Path], reference: np.ndarray, indices: list[int]
+) -> None:
+    out = read_frames(videos["mp4"], indices)
+    assert out.shape == (len(indices), H, W, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, reference[indices])
+
+
+class SeekSpy:
+    """Records what the seek path returned (None: it fell back to a sequential decode)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.results: list[int | None] = []
+        original = video_module._collect_seek
+
+        def spy(*args, **kwargs):
+            result = original(*args, **kwargs)
+            self.results.append(result)
+            return result
+
+        monkeypatch.setattr(video_module, "_collect_seek", spy)
+
+
+@pytest.mark.parametrize("kind", ["mp4", "mkv", "faststart", "mpeg4", "ntsc"])
+@pytest.mark.parametrize(
+    "indices", [list(range(30, 36)), [35, 20, 27, 20, 33]], ids=["range", "unsorted"]
+)
+def test_seek_matches_full_decode(
+    videos: dict[str, Path], kind: str, indices: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = SeekSpy(monkeypatch)
+    full = read_video(videos[kind])
+    out = read_frames(videos[kind], indices)
+    # The seek path ran (did not fall back) and stopped at the last wanted frame.
+    assert spy.results == [max(indices) + 1]
+    np.testing.assert_array_equal(out, full[indices])
+
+
+def test_seek_is_used_only_far_from_the_start(
+    videos: dict[str, Path], reference: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = SeekSpy(monkeypatch)
+    np.testing.assert_array_equal(read_frames(videos["mp4"], [3, 8]), reference[[3, 8]])
+    assert spy.results == []
+    # seek_threshold=0 always seeks, even to frame 0.
+    np.testing.assert_array_equal(
+        read_frames(videos["mp4"], [0, 7], seek_threshold=0), reference[[0, 7]]
+    )
+    assert spy.results == [8]
+
+
+def test_sample_frames_matches_uniform_indices(
+    videos: dict[str, Path], reference: np.ndarray
+) -> None:
+    path = videos["mp4"]
+    expected = uniform_sample_indices(20, 8, test_mode=True) + 5
+    np.testing.assert_array_equal(
+        sample_frames(path, 8, start=5, end=24), read_frames(path, expected)
+    )
+    np.testing.assert_array_equal(sample_frames(path, 8, start=5, end=24), reference[expected])
+    # Training: the same generator state gives the same draw.
+    expected = uniform_sample_indices(20, 8, rng=np.random.default_rng(3)) + 5
+    out = sample_frames(path, 8, start=5, end=24, train=True, rng=np.random.default_rng(3))
+    np.testing.assert_array_equal(out, reference[expected])
+    # end=None: up to the last frame; a clip shorter than num_frames loops.
+    whole = uniform_sample_indices(T, 16, test_mode=True)
+    np.testing.assert_array_equal(sample_frames(path, 16), reference[whole])
+    short = uniform_sample_indices(3, 6, test_mode=True) + 36
+    np.testing.assert_array_equal(sample_frames(path, 6, start=36, end=38), reference[short])
+    with pytest.raises(ValueError, match="range"):
+        sample_frames(path, 4, start=10, end=9)
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.mp4"
+    for call in (probe_video, read_video, lambda p: read_frames(p, [0])):
+        with pytest.raises(FileNotFoundError, match=r"nope\.mp4"):
+            call(path)
+    with pytest.raises(FileNotFoundError, match=r"nope\.mp4"):
+        sample_frames(path, 4, end=10)
+
+
+def test_not_a_video(tmp_path: Path) -> None:
+    text = tmp_path / "text.mp4"
+    text.write_text("this is not a video\n" * 20)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    for path in (text, empty):
+        for call in (probe_video, read_video, lambda p: read_frames(p, [0])):
+            with pytest.raises(VideoDecodeError, match=re.escape(str(path))):
+                call(path)
+    assert issubclass(VideoDecodeError, DataFormatError)
+
+
+def test_no_video_stream(tmp_path: Path) -> None:
+    path = tmp_path / "sound.wav"
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(8000)
+        f.writeframes(b"\0\0" * 800)
+    with pytest.raises(VideoDecodeError, match="no video stream") as err:
+        probe_video(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["mp4", "faststart", "mkv"])
+def test_truncated_file(videos: dict[str, Path], tmp_path: Path, kind: str) -> None:
+    data = videos[kind].read_bytes()
+    path = tmp_path / f"half{videos[kind].suffix}"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(VideoDecodeError) as err:
+        probe_video(path)
+        read_frames(path, [T - 1])
+    assert str(path) in str(err.value)
+
+
+def test_truncated_after_header_names_the_missing_frame(
+    videos: dict[str, Path], reference: np.ndarray, tmp_path: Path
+) -> None:
+    # faststart: the index comes first, so a file cut inside its data still claims all T
+    # frames. Cut it where the packet of frame 30 starts (tiny grey frames compress so well
+    # that half of the bytes would be mostly index).
+    source = videos["faststart"]
+    with av.open(str(source)) as container:
+        positions = [p.pos for p in container.demux(video=0) if p.size > 0]
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(source.read_bytes()[: positions[30]])
+    assert probe_video(path).num_frames == T
+    np.testing.assert_array_equal(read_frames(path, [0, 1]), reference[[0, 1]])
+    for threshold in (0, 10**6):  # seek path and sequential path
+        with pytest.raises(VideoDecodeError) as err:
+            read_frames(path, [1, T - 1], seek_threshold=threshold)
+        message = str(err.value)
+        assert str(path) in message
+        assert f"frame {T - 1} is missing" in message or "decoding failed near frame" in message
+
+
+@pytest.mark.parametrize("kind", ["mp4", "mkv"])
+@pytest.mark.parametrize("threshold", [0, 10**6], ids=["seek", "sequential"])
+def test_index_out_of_range(videos: dict[str, Path], kind: str, threshold: int) -> None:
+    path = videos[kind]
+    for index in (T, T + 7):
+        with pytest.raises(VideoDecodeError) as err:
+            read_frames(path, [1, index], seek_threshold=threshold)
+        message = str(err.value)
+        assert str(path) in message and f"index {index}" in message
+        assert f"{T} frames" in message
+    with pytest.raises(VideoDecodeError, match="index -1"):
+        read_frames(path, [-1])

@@ -1,0 +1,120 @@
+"""The ``mgr prepare`` cache: exact round trip, signature checks, CLI."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mgr.cli import main
+from mgr.data.cache import cache_signature_matches, read_cache, write_cache
+from mgr.data.readers.common import ClipRecord, DataFormatError
+from mgr.datamodules import IMiGUEDataModule
+
+
+def _record(i: int, frames: int, kp: bool = True) -> ClipRecord:
+    rng = np.random.default_rng(i)
+    return ClipRecord(
+        sample_id=f"{i:04d}_0",
+        label=i % 5,
+        keypoint=rng.normal(size=(frames, 4, 3)).astype(np.float32) if kp else None,
+        video_id=f"{i:04d}",
+        start=3 * i,
+        end=3 * i + frames - 1,
+        source=f"/raw/{i}.csv",
+        subject=i if i % 2 else None,
+        video=f"/raw/{i}.mp4" if i % 3 else None,
+        video_start=i,
+        video_end=None if i % 2 else i + 9,
+        coarse_label=None,
+    )
+
+
+def _assert_same(a: ClipRecord, b: ClipRecord) -> None:
+    for field in ClipRecord.__dataclass_fields__:
+        x, y = getattr(a, field), getattr(b, field)
+        if isinstance(x, np.ndarray):
+            np.testing.assert_array_equal(x, y)
+            assert y.dtype == np.float32
+        else:
+            assert x == y, field
+
+
+def test_round_trip_is_exact(tmp_path: Path) -> None:
+    records = {"train": [_record(i, 5 + i) for i in range(6)], "val": [_record(9, 3)]}
+    write_cache(tmp_path, records, {"dataset": "x"})
+    for split, recs in records.items():
+        got = read_cache(tmp_path, split)
+        assert len(got) == len(recs)
+        for a, b in zip(recs, got, strict=True):
+            _assert_same(a, b)
+
+
+def test_video_only_records(tmp_path: Path) -> None:
+    recs = [_record(i, 4, kp=False) for i in range(3)]
+    write_cache(tmp_path, {"test": recs}, {"dataset": "ma52"})
+    got = read_cache(tmp_path, "test")
+    assert [r.keypoint for r in got] == [None] * 3
+    assert [r.video for r in got] == [r.video for r in recs]
+
+
+def test_signature_must_match(tmp_path: Path) -> None:
+    write_cache(tmp_path, {"train": [_record(1, 4)]}, {"split_scheme": "miga"})
+    assert cache_signature_matches(tmp_path, {"split_scheme": "miga"}, "train")
+    assert not cache_signature_matches(tmp_path, {"split_scheme": "subjects"}, "train")
+    assert not cache_signature_matches(tmp_path, {"split_scheme": "miga"}, "val")
+    # A cache of other options replaces the old split list rather than mixing them.
+    write_cache(tmp_path, {"val": [_record(2, 4)]}, {"split_scheme": "subjects"})
+    assert not cache_signature_matches(tmp_path, {"split_scheme": "subjects"}, "train")
+
+
+def test_mixed_or_corrupt_input_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="some clips have keypoints"):
+        write_cache(tmp_path, {"train": [_record(1, 4), _record(2, 4, kp=False)]}, {})
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataFormatError, match=r"bad\.npz"):
+        read_cache(tmp_path, "bad")
+    with pytest.raises(FileNotFoundError, match="nope"):
+        read_cache(tmp_path, "nope")
+
+
+def test_datamodule_reads_its_cache(synth_imigue: Path, tmp_path: Path) -> None:
+    raw = IMiGUEDataModule(synth_imigue)
+    raw.write_cache(tmp_path / "cache")
+    cached = IMiGUEDataModule(synth_imigue, cache_dir=tmp_path / "cache")
+    for split in ("train", "val", "test"):
+        a, b = raw.load_records(split), cached._load_raw(split)
+        assert len(a) == len(b) > 0
+        for x, y in zip(a, b, strict=True):
+            _assert_same(x, y)
+    # The cache is used, not the raw files: a record edited in the cache shows up.
+    recs = cached._load_raw("train")
+    recs[0].label = (recs[0].label + 1) % 32
+    write_cache(tmp_path / "cache", {"train": recs}, cached.cache_signature())
+    assert cached._load_raw("train")[0].label == recs[0].label
+    # Other reader options (skip bad clips) do not match the cache: the raw files are parsed.
+    other = IMiGUEDataModule(synth_imigue, cache_dir=tmp_path / "cache", on_bad_sample="skip")
+    assert other._load_raw("train")[0].label == raw.load_records("train")[0].label
+
+
+def test_prepare_cli(synth_smg: Path, synth_imigue: Path, tmp_path: Path) -> None:
+    assert main(["prepare", "--dataset", "imigue", "--root", str(synth_imigue), "--out",
+                 str(tmp_path / "npz"), "--splits", "train"]) == 0  # fmt: skip
+    assert (tmp_path / "npz" / "train.npz").is_file()
+    assert not (tmp_path / "npz" / "val.npz").exists()
+    assert main(["prepare", "--dataset", "imigue", "--root", str(synth_imigue), "--out",
+                 str(tmp_path / "pkl"), "--format", "posec3d"]) == 0  # fmt: skip
+    with open(tmp_path / "pkl" / "imigue_val.pkl", "rb") as f:
+        data = pickle.load(f)
+    val = IMiGUEDataModule(synth_imigue).load_records("val")
+    assert data["split"]["val"] == [r.sample_id for r in val]
+    ann = data["annotations"][0]
+    np.testing.assert_array_equal(ann["keypoint"][0], val[0].keypoint[..., :2])
+    np.testing.assert_array_equal(ann["keypoint_score"][0], val[0].keypoint[..., 2])
+    assert tuple(ann["img_shape"]) == (1080, 1920)
+    # World coordinates are not pixels: no PoseC3D export.
+    with pytest.raises(SystemExit):
+        main(["prepare", "--dataset", "smg", "--root", str(synth_smg), "--out",
+              str(tmp_path / "x"), "--format", "posec3d"])  # fmt: skip
