@@ -11,8 +11,9 @@ __version__ = "0.1.0"
 
 from . import classes, skeletons
 from .classes import ClassList, get_classes
+from .data.datasets import HeatmapOptions, VideoOptions
 from .data.synthetic import SynthMGConfig, generate_synthmg
-from .datamodules import IMiGUEDataModule, MicroGestureDataModule, SMGDataModule
+from .datamodules import IMiGUEDataModule, MA52DataModule, MicroGestureDataModule, SMGDataModule
 from .models import STCNN, PoseConv3D, Recognizer, load_mmaction_checkpoint
 from .predictions import PredictionSet, load_predictions
 from .skeletons import SkeletonLayout, get_layout
@@ -20,7 +21,9 @@ from .skeletons import SkeletonLayout, get_layout
 __all__ = [
     "STCNN",
     "ClassList",
+    "HeatmapOptions",
     "IMiGUEDataModule",
+    "MA52DataModule",
     "MicroGestureDataModule",
     "PoseConv3D",
     "PredictionSet",
@@ -28,6 +31,7 @@ __all__ = [
     "SMGDataModule",
     "SkeletonLayout",
     "SynthMGConfig",
+    "VideoOptions",
     "__version__",
     "classes",
     "generate_synthmg",

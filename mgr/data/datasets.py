@@ -24,7 +24,6 @@ from .transforms.posec3d import (
     resize_keypoints,
     short_side_shape,
 )
-from .transforms.video import center_crop as center_crop_video
 from .transforms.video import crop as crop_video
 from .transforms.video import hflip, saliency_crop_box, taylor_video
 from .transforms.video import normalize as normalize_video
@@ -332,8 +331,8 @@ def render_heatmaps(
     return batch_limb_heatmaps(keypoint, score, size, limbs, options.sigma)
 
 
-Modality = Literal["skeleton", "video", "pose"]
-_MODALITIES: tuple[str, ...] = ("skeleton", "video", "pose")
+Modality = Literal["skeleton", "video", "pose", "heatmap"]
+_MODALITIES: tuple[str, ...] = ("skeleton", "video", "pose", "heatmap")
 
 
 @dataclass(frozen=True)
@@ -348,15 +347,20 @@ class VideoOptions:
             files of an external tool under ``root`` (videos or ``.npy`` arrays,
             named like the RGB clips), aligned to the clip proportionally in time.
         size: output frames are ``size x size``.
-        crop: ``"saliency"``: the person box from the clip's keypoints with
-            ``margin`` (CMPL §3.1; needs pixel keypoints), then resized to
-            ``size``; ``"center"``: short side resized to ``size``, centre crop.
+        clip_len: frames sampled for the video; ``None``: the datamodule's
+            ``clip_len``. RGBPoseConv3D samples fewer RGB frames (8) than pose
+            frames (32) over the same span, as mmaction2's ``MMUniformSampleFrames``.
+        crop: the region resized to ``size x size``: ``"saliency"``: the person
+            box from the clip's keypoints with ``margin`` (CMPL §3.1; needs pixel
+            keypoints); ``"center"``: the centred square of side ``min(H, W)``
+            (= resizing the short side to ``size`` and centre-cropping).
         train_scale: area range of the training random-resized crop taken inside
-            the saliency box or the frame; ``(1.0, 1.0)`` disables it.
+            that region; ``(1.0, 1.0)`` disables it.
         margin: saliency-box margin, a fraction of the box size on each side.
         keypoint_image_size: ``(H, W)`` of the pixel space the keypoints are in;
-            ``None``: the video's own size. iMiGUE's OpenPose keypoints are in the
-            full-resolution frame, which need not be the video's size.
+            ``None``: the datamodule's ``image_size`` (the release's frame size),
+            else the video's own size. Keypoints are rescaled to the video, whose
+            resolution need not be the one the pose estimator saw.
         mean: per-channel mean subtracted after scaling uint8 frames to [0, 1]
             (ImageNet by default); float arrays (flow, depth) are used as stored.
         std: per-channel standard deviation.
@@ -367,6 +371,7 @@ class VideoOptions:
     root: str | None = None
     modality: Literal["rgb", "taylor", "flow", "depth"] = "rgb"
     size: int = 224
+    clip_len: int | None = None
     crop: Literal["saliency", "center"] = "center"
     train_scale: tuple[float, float] = (0.6, 1.0)
     margin: float = 0.2
@@ -383,26 +388,31 @@ class VideoOptions:
             raise ValueError(f"video crop must be 'saliency' or 'center', got {self.crop!r}")
         if not 0 < self.train_scale[0] <= self.train_scale[1] <= 1:
             raise ValueError(f"train_scale must satisfy 0 < lo <= hi <= 1, got {self.train_scale}")
+        if self.clip_len is not None and self.clip_len < 1:
+            raise ValueError(f"clip_len must be positive, got {self.clip_len}")
 
 
 class ClipDataset(SkeletonClipDataset):
-    """Multi-modal clips: any of ``skeleton``, ``video`` and ``pose``, aligned in time.
+    """Multi-modal clips: any of ``skeleton``, ``video``, ``pose``, ``heatmap``, aligned.
 
-    One set of frame positions and one flip decision is drawn per sample and
-    applied to every modality, so the skeleton, the video and the pixel
-    keypoints show the same moments, mirrored together (the skeleton swaps its
-    left/right joints when the video is flipped). Positions are sampled on the
-    skeleton's frames (the video's when there is no skeleton) and mapped onto
-    the video's frame range proportionally (:func:`align_indices`).
+    One sampling of the clip's time span and one flip decision is drawn per
+    sample and applied to every modality, so the skeleton, the video and the
+    pixel keypoints show the same moments, mirrored together (the skeleton swaps
+    its left/right joints when the video is flipped). Positions are sampled on
+    the skeleton's frames (the video's when there is no skeleton) and mapped
+    onto the video's frame range proportionally (:func:`align_indices`).
 
     Items hold, per requested modality (with ``N`` test-time views a leading
     ``N`` axis):
 
     * ``skeleton (C, T, V, 1)``: as :class:`SkeletonClipDataset`;
-    * ``video (C, T, H, W)`` float;
+    * ``video (C, T', H, W)`` float (``T'`` = ``video.clip_len`` or ``T``);
     * ``pose``: ``keypoint (1, T, V, 2)`` pixel coordinates and
       ``keypoint_score (1, T, V)`` (the inputs of PoseConv3D heatmaps), plus
-      ``img_shape (2,)`` int64 ``(H, W)`` of their pixel space.
+      ``img_shape (2,)`` int64 ``(H, W)`` of their pixel space;
+    * ``heatmap (K, T, h, w)``: PoseConv3D volumes of the keypoints cropped,
+      resized and flipped exactly as the video (RGBPoseConv3D's joint input);
+      ``h = w = heatmap.size``, i.e. mmaction2's ``scaling = size / video.size``.
 
     Args:
         records: the clips; ``video`` fields must be set for the video modality.
@@ -410,10 +420,14 @@ class ClipDataset(SkeletonClipDataset):
             ``num_clips``, ``test_flip``, ``flip_prob`` apply to every modality).
         train: training or evaluation mode.
         modalities: what to load.
-        video: video settings (required with ``"video"``).
+        video: video settings (required with ``"video"`` and ``"heatmap"``).
         pixel_channels: channels of the records' keypoints holding pixel ``(x, y)``
-            (for saliency crops and ``pose``), or ``None`` if they are not pixels.
-        image_size: ``(H, W)`` of the keypoints' pixel space (for ``pose``).
+            (for saliency crops, ``pose`` and ``heatmap``), or ``None`` if they are
+            not pixels.
+        image_size: ``(H, W)`` of the keypoints' pixel space.
+        heatmap: heatmap settings (``kind``, ``size``, ``sigma``, ``use_score``)
+            for the ``"heatmap"`` modality.
+        limbs: joint pairs of the kept joints (limb heatmaps).
     """
 
     def __init__(
@@ -426,22 +440,33 @@ class ClipDataset(SkeletonClipDataset):
         video: VideoOptions | None = None,
         pixel_channels: tuple[int, int] | None = (0, 1),
         image_size: tuple[int, int] | None = None,
+        heatmap: HeatmapOptions | None = None,
+        limbs: Sequence[tuple[int, int]] = (),
     ) -> None:
         super().__init__(records, config, train)
         unknown = set(modalities) - set(_MODALITIES)
         if unknown or not modalities:
             raise ValueError(f"modalities must be a non-empty subset of {_MODALITIES}")
         self.modalities = tuple(modalities)
+        if "heatmap" in self.modalities and ("video" not in self.modalities or heatmap is None):
+            raise ValueError(
+                "the heatmap modality of ClipDataset shares the video's crop: it needs the "
+                "video modality and HeatmapOptions (heatmaps alone: HeatmapClipDataset)"
+            )
         if "video" in self.modalities:
             if video is None:
                 raise ValueError("the video modality needs VideoOptions")
             missing = [r.sample_id for r in self.records if r.video is None]
             if missing:
                 raise ValueError(f"{len(missing)} clips have no video file, e.g. {missing[:3]}")
-        needs_pixels = "pose" in self.modalities or (video is not None and video.crop == "saliency")
+        needs_pixels = (
+            "pose" in self.modalities
+            or "heatmap" in self.modalities
+            or (video is not None and video.crop == "saliency")
+        )
         if needs_pixels and pixel_channels is None:
             raise ValueError(
-                "saliency crops and the pose modality need pixel keypoints; this "
+                "saliency crops, heatmaps and the pose modality need pixel keypoints; this "
                 "datamodule's keypoints are not in pixels (SMG: use coords='pixel')"
             )
         if "pose" in self.modalities and image_size is None:
@@ -449,24 +474,28 @@ class ClipDataset(SkeletonClipDataset):
         self.video = video
         self.pixel_channels = pixel_channels
         self.image_size = image_size
+        self.heatmap = heatmap
+        self.limbs = [tuple(e) for e in limbs]
+
+    def _indices(self, length: int, clip_len: int, rng: np.random.Generator | None) -> np.ndarray:
+        """``(N, clip_len)`` frame indices of the views (``N = 1`` in training)."""
+        cfg = self.config
+        if self.train:
+            return uniform_sample_indices(length, clip_len, rng=rng)[None]
+        idx = uniform_sample_indices(
+            length, clip_len, num_clips=cfg.num_clips, test_mode=True
+        ).reshape(cfg.num_clips, clip_len)
+        return np.concatenate([idx, idx]) if cfg.test_flip else idx
 
     def _load_inputs(self, rec: ClipRecord) -> dict:
         cfg = self.config
-        if self.train:
-            rng = np.random.default_rng(int(torch.randint(2**62, ())))
-        else:
-            rng = None
+        rng = np.random.default_rng(int(torch.randint(2**62, ()))) if self.train else None
         length = rec.num_frames if rec.keypoint is not None else self._video_range(rec)[1]
+        idx = self._indices(length, cfg.clip_len, rng)
         if self.train:
-            idx = uniform_sample_indices(length, cfg.clip_len, rng=rng)[None]
             flips = [cfg.flip_prob > 0 and rng.random() < cfg.flip_prob]
         else:
-            idx = uniform_sample_indices(
-                length, cfg.clip_len, num_clips=cfg.num_clips, test_mode=True
-            ).reshape(cfg.num_clips, cfg.clip_len)
-            flips = [False] * cfg.num_clips
-            if cfg.test_flip:
-                idx, flips = np.concatenate([idx, idx]), flips + [True] * cfg.num_clips
+            flips = [False] * cfg.num_clips + [True] * cfg.num_clips * cfg.test_flip
         out: dict[str, torch.Tensor] = {}
         if "skeleton" in self.modalities:
             kp = rec.keypoint if cfg.joints is None else rec.keypoint[:, list(cfg.joints)]
@@ -486,7 +515,13 @@ class ClipDataset(SkeletonClipDataset):
         if "pose" in self.modalities:
             out.update(self._pose(rec, idx, flips))
         if "video" in self.modalities:
-            out["video"] = self._video(rec, idx, length, flips, rng)
+            clip_len = self.video.clip_len or cfg.clip_len
+            vidx = idx if clip_len == cfg.clip_len else self._indices(length, clip_len, rng)
+            frames = self._decode(rec, vidx, length)  # (N*T', C, H, W)
+            box = self._crop_box(rec, frames.shape[-2:], rng)
+            out["video"] = self._video(frames, box, len(vidx), flips)
+            if "heatmap" in self.modalities:
+                out["heatmap"] = self._heatmap(rec, idx, flips, box, frames.shape[-2:])
         if len(idx) == 1:  # no view axis for a single view
             out = {k: v[0] if k != "img_shape" else v for k, v in out.items()}
         return out
@@ -519,6 +554,49 @@ class ClipDataset(SkeletonClipDataset):
             "img_shape": torch.tensor(self.image_size, dtype=torch.int64),
         }
 
+    def _video_pixels(self, rec: ClipRecord, size: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints rescaled from their image space to the video's ``size = (H, W)``."""
+        xy, score = self._pixels(rec)
+        height, width = int(size[0]), int(size[1])
+        kh, kw = self.video.keypoint_image_size or self.image_size or (height, width)
+        return xy * np.array([width / kw, height / kh], dtype=np.float32), score
+
+    # ---------------------------------------------------------------- heatmap
+    def _heatmap(
+        self,
+        rec: ClipRecord,
+        idx: np.ndarray,
+        flips: list[bool],
+        box: tuple[int, int, int, int],
+        size: Sequence[int],
+    ) -> torch.Tensor:
+        """Heatmap volumes of the keypoints in the video's crop: ``(N, K, T, h, w)``."""
+        opt, out_size = self.heatmap, self.video.size
+        xy, score = self._video_pixels(rec, size)
+        top, left, h, w = box
+        # Crop and resize as the video; then mirror like the pixels (x -> size - 1 - x).
+        xy = (xy - np.array([left, top], np.float32)) * np.array(
+            [out_size / w, out_size / h], np.float32
+        )
+        present = score > 0
+        views_kp, views_score = [], []
+        for i, f in zip(idx, flips, strict=True):
+            k, s = xy[i].copy(), score[i].copy()
+            if f:
+                k[..., 0] = np.where(present[i], out_size - 1 - k[..., 0], k[..., 0])
+                k, s = (
+                    k[:, list(self.config.flip_permutation)],
+                    s[:, list(self.config.flip_permutation)],
+                )
+            views_kp.append(k)
+            views_score.append(s)
+        scaling = opt.size / out_size  # mmaction2's GeneratePoseTarget(scaling=...)
+        kp = torch.from_numpy(np.stack(views_kp)[:, None] * scaling)  # (N, M=1, T, V, 2)
+        sc = torch.from_numpy(np.stack(views_score)[:, None])
+        if not opt.use_score:
+            sc = (sc > 0).float()
+        return render_heatmaps(kp, sc, (opt.size, opt.size), opt, self.limbs)
+
     # ---------------------------------------------------------------- video
     def _video_range(self, rec: ClipRecord) -> tuple[int, int]:
         """``(first frame, number of frames)`` of the clip inside its video file."""
@@ -531,37 +609,42 @@ class ClipDataset(SkeletonClipDataset):
             )
         return rec.video_start, end - rec.video_start + 1
 
-    def _video(
-        self,
-        rec: ClipRecord,
-        idx: np.ndarray,
-        length: int,
-        flips: list[bool],
-        rng: np.random.Generator | None,
-    ) -> torch.Tensor:
-        opt = self.video
+    def _decode(self, rec: ClipRecord, idx: np.ndarray, length: int) -> torch.Tensor:
+        """Frames ``(N*T', C, H, W)`` at the views' positions, in the file's dtype."""
         start, frames = self._video_range(rec)
         vidx = start + align_indices(idx.reshape(-1), length, frames)
         raw = torch.from_numpy(np.ascontiguousarray(read_media_frames(rec.video, vidx)))
-        video = raw.permute(0, 3, 1, 2)  # (N*T, C, H, W)
-        height, width = video.shape[-2:]
-        box = (0, 0, height, width)
+        return raw.permute(0, 3, 1, 2)
+
+    def _crop_box(
+        self, rec: ClipRecord, size: Sequence[int], rng: np.random.Generator | None
+    ) -> tuple[int, int, int, int]:
+        """``(top, left, h, w)`` of the region resized to the output, in video pixels."""
+        opt = self.video
+        height, width = int(size[0]), int(size[1])
         if opt.crop == "saliency" and rec.keypoint is not None:
-            xy, score = self._pixels(rec)
-            kh, kw = opt.keypoint_image_size or (height, width)
-            xy = xy * np.array([width / kw, height / kh], dtype=np.float32)
+            xy, score = self._video_pixels(rec, size)
             box = saliency_crop_box(xy, score, (height, width), margin=opt.margin)
+        else:  # the centred square: short side -> size, centre crop
+            side = min(height, width)
+            box = ((height - side) // 2, (width - side) // 2, side, side)
         if self.train and opt.train_scale != (1.0, 1.0):
             top, left, h, w = random_resized_crop_box_video(
                 box[2], box[3], scale=opt.train_scale, rng=rng
             )
             box = (box[0] + top, box[1] + left, h, w)
-        video = crop_video(video, *box)
-        if opt.crop == "saliency" or self.train:
-            video = resize_video(video, (opt.size, opt.size))
-        else:
-            video = center_crop_video(resize_video(video, opt.size), opt.size)
-        views = list(video.unflatten(0, (len(idx), -1)))  # N x (T, C, H, W)
+        return tuple(int(v) for v in box)
+
+    def _video(
+        self,
+        frames: torch.Tensor,
+        box: tuple[int, int, int, int],
+        num_views: int,
+        flips: list[bool],
+    ) -> torch.Tensor:
+        opt = self.video
+        video = resize_video(crop_video(frames, *box), (opt.size, opt.size))
+        views = list(video.unflatten(0, (num_views, -1)))  # N x (T, C, H, W)
         for v, (view, f) in enumerate(zip(views, flips, strict=True)):
             if opt.modality == "taylor":
                 view = taylor_video(

@@ -91,7 +91,9 @@ class MicroGestureDataModule(LightningDataModule):
             (``skeleton (B, C, T, V, M)``), ``"video"`` (``video (B, C, T, H, W)``,
             see ``video``) and ``"pose"`` (pixel ``keypoint (B, 1, T, V, 2)``,
             ``keypoint_score (B, 1, T, V)`` and ``img_shape (B, 2)``: the inputs of
-            heatmaps). All are sampled at the same moments and flipped together.
+            heatmaps) and ``"heatmap"`` with ``"video"`` (heatmap volumes of the
+            keypoints cropped, resized and flipped as the video: RGBPoseConv3D).
+            All are sampled over the same span and flipped together.
             ``None``: ``["skeleton"]`` (``heatmap`` replaces it when set).
         video: how clips' frames are found and transformed (``"video"`` only).
         sampler: ``"random"`` shuffles the training set; ``"sqrt_balanced"``
@@ -226,9 +228,11 @@ class MicroGestureDataModule(LightningDataModule):
     @property
     def supplies(self) -> tuple[str, ...]:
         """Batch keys this datamodule supplies (see :mod:`mgr.batch`)."""
-        keys = {"skeleton": ("skeleton",), "video": ("video",)}
+        keys = {"skeleton": ("skeleton",), "video": ("video",), "heatmap": ("heatmap",)}
         keys["pose"] = ("keypoint", "keypoint_score", "img_shape")
-        inputs = ("heatmap",) if self.heatmap else sum((keys[m] for m in self.modalities), ())
+        inputs = sum((keys[m] for m in self.modalities), ())
+        if self.heatmap is not None and self.modalities == ("skeleton",):
+            inputs = ("heatmap",)  # HeatmapClipDataset: heatmaps in place of coordinates
         extra = ("coarse_label",) if self.dataset == "ma52" else ()
         return (*inputs, "label", *extra, "sample_id")
 
@@ -241,7 +245,7 @@ class MicroGestureDataModule(LightningDataModule):
         if modalities is None:
             modalities = ["skeleton"] if self.parent_layout is not None else ["video"]
         modalities = tuple(modalities)
-        allowed = ("skeleton", "video", "pose")
+        allowed = ("skeleton", "video", "pose", "heatmap")
         if not modalities or any(m not in allowed for m in modalities):
             raise ValueError(
                 f"modalities must be a non-empty subset of {allowed}, got {modalities}"
@@ -250,9 +254,15 @@ class MicroGestureDataModule(LightningDataModule):
             raise ValueError(
                 f"{type(self).__name__} has no skeletons: modalities must be ['video']"
             )
-        if heatmap is not None and modalities != ("skeleton",):
-            raise ValueError("heatmap replaces the skeleton modality; do not combine it (yet)")
-        if "pose" in modalities and self.image_size is None:
+        if "heatmap" in modalities and ("video" not in modalities or heatmap is None):
+            raise ValueError(
+                "modality 'heatmap' (next to 'video', cropped like it: RGBPoseConv3D) needs "
+                "'video' in modalities and heatmap options; for heatmaps alone set only "
+                "heatmap (modalities ['skeleton'])"
+            )
+        if heatmap is not None and modalities != ("skeleton",) and "heatmap" not in modalities:
+            raise ValueError("heatmap options with other modalities: add 'heatmap' to modalities")
+        if {"pose", "heatmap"} & set(modalities) and self.image_size is None:
             raise ValueError(
                 f"{type(self).__name__}'s keypoints are not in pixels: no pose modality"
             )
@@ -328,6 +338,7 @@ class MicroGestureDataModule(LightningDataModule):
             return SkeletonTransformConfig(
                 clip_len=self.clip_len,
                 normalize=False,
+                flip_permutation=(),  # no joints to swap: a video flip needs no permutation
                 flip_prob=self.flip_prob if train else 0.0,
                 num_clips=1 if train else self.test_clips,
                 test_flip=False if train else self.test_flip,
@@ -494,7 +505,7 @@ class MicroGestureDataModule(LightningDataModule):
                 continue
             train = split == "train"
             records, config = self._get_records(split), self.transform_config(train=train)
-            if self.heatmap is not None:
+            if self.heatmap is not None and self.modalities == ("skeleton",):
                 self.datasets[split] = HeatmapClipDataset(
                     records, config, self.heatmap, self.layout.limbs, train=train
                 )
@@ -509,6 +520,8 @@ class MicroGestureDataModule(LightningDataModule):
                     video=self.video,
                     pixel_channels=self.pixel_channels,
                     image_size=self.image_size,
+                    heatmap=self.heatmap,
+                    limbs=self.layout.limbs if self.layout is not None else (),
                 )
             if self.skipped.get(split):
                 log.warning(

@@ -19,7 +19,7 @@ from mgr.data.readers.imigue import (
     load_imigue_split,
     load_imigue_video,
 )
-from mgr.data.readers.miga import load_miga25_split, load_miga25_video
+from mgr.data.readers.miga import load_miga23_arrays, load_miga25_split, load_miga25_video
 
 from .base import MicroGestureDataModule, Split
 
@@ -71,7 +71,10 @@ class IMiGUEDataModule(MicroGestureDataModule):
             ``subject_map``; the paper has no validation split, so val = test.
         subject_map: csv or xlsx mapping videos to subjects, with columns
             ``Video_id`` and ``Sub_id`` (the layout of iMiGUE's ``Link_V2.xlsx``).
-        source: ``"miga23"`` (``_light_hand.csv``) or ``"miga25"`` (``_openpose.xlsx``).
+        source: ``"miga23"`` (``_light_hand.csv``), ``"miga25"`` (``_openpose.xlsx``)
+            or ``"miga23_arrays"``: the MiGA'23 processed arrays
+            ``{train,valid,test}_data.npy`` + ``_label.pkl`` directly under
+            ``root`` (22 joints, padding trimmed; clip frames are not in them).
         image_size: ``(H, W)`` of the keypoints' pixel space. MiGA'23 code uses
             1080x1920, MiGA'25 code 720x1280; the release does not say.
         **kwargs: :class:`~mgr.datamodules.base.MicroGestureDataModule` arguments.
@@ -86,22 +89,28 @@ class IMiGUEDataModule(MicroGestureDataModule):
         root: str | Path,
         split_scheme: Literal["folders", "miga", "subjects"] = "folders",
         subject_map: str | Path | None = None,
-        source: Literal["miga23", "miga25"] = "miga23",
+        source: Literal["miga23", "miga25", "miga23_arrays"] = "miga23",
         image_size: tuple[int, int] = (1080, 1920),
         **kwargs: Any,
     ) -> None:
-        if source not in ("miga23", "miga25"):
-            raise ValueError(f"source must be 'miga23' or 'miga25', got {source!r}")
+        if source not in ("miga23", "miga25", "miga23_arrays"):
+            raise ValueError(
+                f"source must be 'miga23', 'miga25' or 'miga23_arrays', got {source!r}"
+            )
         self.source = source
         self.image_size = tuple(image_size)
         if source == "miga25":  # instance attributes: the layout depends on the source
             self.parent_layout = "openpose_137"
             self.default_keypoints = "mmgesture_36"
+        elif source == "miga23_arrays":
+            self.parent_layout = "imigue_miga_22"
         super().__init__(root, **kwargs)
         if split_scheme not in ("folders", "miga", "subjects"):
             raise ValueError(
                 f"split_scheme must be 'folders', 'miga' or 'subjects', got {split_scheme!r}"
             )
+        if source == "miga23_arrays" and split_scheme != "folders":
+            raise ValueError("the MiGA'23 arrays come per split: use split_scheme='folders'")
         if split_scheme == "subjects" and subject_map is None:
             raise ValueError("split_scheme='subjects' needs subject_map (Video_id -> Sub_id)")
         self.split_scheme = split_scheme
@@ -131,6 +140,8 @@ class IMiGUEDataModule(MicroGestureDataModule):
 
     def load_records(self, split: Split) -> list[ClipRecord]:
         """Read one split's clips (see ``split_scheme``)."""
+        if self.source == "miga23_arrays":
+            return load_miga23_arrays(self.root, split, on_error=self.reader_on_error)
         if self.split_scheme == "folders":
             load = load_miga25_split if self.source == "miga25" else load_imigue_split
             return load(self.root, split, on_error=self.reader_on_error)

@@ -96,6 +96,15 @@ class Recognizer(LightningModule):
         class_counts: training samples per class ``(K,)``. ``None``: taken from
             the datamodule's ``class_histogram("train")`` at ``setup("fit")``.
             Needed by ``class_weights="sqrt"`` and ``logit_adjust_tau > 0``.
+        init_from: an mgr checkpoint (``.ckpt`` of ``mgr fit``) or a state dict
+            file of this recognizer to start from: transfer learning, e.g.
+            pretrain on MA-52 and fine-tune on iMiGUE (MM-Gesture). Loaded when
+            a fit starts from scratch (not when it resumes from ``ckpt_path``, and
+            not when this checkpoint is reloaded for testing); the class
+            histogram buffer is not taken over. In a notebook call
+            :meth:`init_weights_from` directly.
+        init_reset_head: keep this recognizer's freshly initialised classifier
+            (needed when the checkpoint has other classes).
 
     The validation loss ``val/loss`` is always plain, unweighted
     cross-entropy without smoothing, so it is comparable across loss settings.
@@ -120,6 +129,8 @@ class Recognizer(LightningModule):
         semantic_loss_weight: float = 0.0,
         semantic_seed: int = 0,
         class_counts: list[int] | None = None,
+        init_from: str | None = None,
+        init_reset_head: bool = False,
     ) -> None:
         super().__init__()
         if num_classes < 2:
@@ -159,6 +170,63 @@ class Recognizer(LightningModule):
         self.configure_models()
         self.configure_losses()
         self.configure_metrics()
+
+    #: state-dict prefixes of the classifier (skipped by ``init_reset_head``).
+    head_prefixes: ClassVar[tuple[str, ...]] = ("head.",)
+
+    def init_weights_from(self, path: str | Path, *, reset_head: bool = False) -> list[str]:
+        """Load the weights of another run of this recognizer (transfer learning).
+
+        Args:
+            path: a Lightning checkpoint (weights under ``"state_dict"``) or a
+                plain state dict saved with ``torch.save``.
+            reset_head: skip the classifier (:attr:`head_prefixes`) and keep this
+                module's initialisation.
+
+        Returns:
+            The loaded keys.
+
+        Raises:
+            ValueError: naming the file, if the classifier's class count differs
+                (without ``reset_head``), another tensor's shape differs, or
+                keys are missing or unexpected.
+        """
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)  # trusted files only
+        state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
+        if not isinstance(state, dict):
+            raise ValueError(f"{path}: not a checkpoint or state dict")
+        # Dataset-specific buffers stay ours: the histogram belongs to the new data.
+        skip = ("class_counts", "log_prior", "semantic_loss.")
+        if reset_head:
+            skip += self.head_prefixes
+        own = self.state_dict()
+        loaded = {}
+        for key, value in state.items():
+            if key.startswith(skip):
+                continue
+            if key not in own:
+                raise ValueError(f"{path}: unexpected key {key!r} for {type(self).__name__}")
+            if own[key].shape != value.shape:
+                if key.startswith(self.head_prefixes):
+                    raise ValueError(
+                        f"{path}: classifier {key!r} has shape {tuple(value.shape)}, this "
+                        f"model's {tuple(own[key].shape)} ({self.hparams.num_classes} "
+                        "classes); set init_reset_head=True to fine-tune on other classes"
+                    )
+                raise ValueError(
+                    f"{path}: {key!r} has shape {tuple(value.shape)}, expected "
+                    f"{tuple(own[key].shape)} (a different architecture or input)"
+                )
+            loaded[key] = value
+        missing = [
+            k
+            for k in own
+            if k not in loaded and not k.startswith(skip) and not k.endswith("num_batches_tracked")
+        ]
+        if missing:
+            raise ValueError(f"{path}: missing keys for {type(self).__name__}: {missing[:10]}")
+        self.load_state_dict(loaded, strict=False)
+        return sorted(loaded)
 
     # ------------------------------------------------------------------ template
     def configure_models(self) -> None:
@@ -429,6 +497,12 @@ class Recognizer(LightningModule):
             self._check_datamodule(dm)
         if stage == "fit":
             self._setup_class_counts(dm)
+            resuming = self._trainer is not None and self.trainer.ckpt_path is not None
+            if self.hparams.get("init_from") and not resuming:
+                keys = self.init_weights_from(
+                    self.hparams.init_from, reset_head=self.hparams.init_reset_head
+                )
+                rank_zero_info(f"{len(keys)} tensors loaded from {self.hparams.init_from}")
 
     def _check_datamodule(self, dm: Any) -> None:
         supplies = getattr(dm, "supplies", None)

@@ -1,4 +1,5 @@
 import json
+import pickle
 import shutil
 
 import numpy as np
@@ -111,3 +112,23 @@ def test_bad_releases_are_clear_errors(synth_imigue, tmp_path):
         IMiGUEDataModule(synth_imigue, keypoints="kinect_v2_25")
     with pytest.raises(ValueError, match="center_mode"):
         IMiGUEDataModule(synth_imigue, center_mode="hips")
+
+
+def test_imigue_datamodule_reads_miga23_arrays(tmp_path):
+    # The processed-array release (datasets.md §2.4), written by hand: (N, 3, 90, 22, 1).
+    rng = np.random.default_rng(0)
+    data = np.zeros((3, 3, 90, 22, 1), np.float32)
+    lengths = [90, 40, 17]
+    for i, t in enumerate(lengths):
+        data[i, :, :t] = rng.uniform(1, 100, (3, t, 22, 1))
+    np.save(tmp_path / "train_data.npy", data)
+    with open(tmp_path / "train_label.pkl", "wb") as f:
+        pickle.dump((["0012_0", "0012_1", "0013_0"], [3, 31, 0]), f)
+    dm = IMiGUEDataModule(tmp_path, source="miga23_arrays", clip_len=8)
+    recs = dm.load_records("train")
+    assert [r.label for r in recs] == [3, 31, 0]
+    assert [r.num_frames for r in recs] == lengths
+    np.testing.assert_array_equal(recs[1].keypoint, data[1, :, :40, :, 0].transpose(1, 2, 0))
+    assert dm.num_joints == 22
+    with pytest.raises(ValueError, match="split_scheme='folders'"):
+        IMiGUEDataModule(tmp_path, source="miga23_arrays", split_scheme="miga")

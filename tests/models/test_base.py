@@ -351,3 +351,31 @@ def test_bad_longtail_arguments():
     # 3 orthonormal anchors do not fit in 2-D features.
     with pytest.raises(ValueError, match="d=2 < 3"):
         STCNN(3, num_joints=1, channels=(2,), temporal_strides=(1,), semantic_loss_weight=1.0)
+
+
+def test_init_from_transfers_the_backbone(tmp_path):
+    torch.manual_seed(0)
+    source = STCNN(num_classes=52, num_joints=5, channels=(8, 8), temporal_strides=(1, 2))
+    path = tmp_path / "ma52.pt"
+    torch.save({"state_dict": source.state_dict()}, path)  # the layout of a Lightning .ckpt
+
+    target = STCNN(
+        num_classes=32,
+        num_joints=5,
+        channels=(8, 8),
+        temporal_strides=(1, 2),
+        init_from=str(path),
+        init_reset_head=True,
+    )
+    head_before = target.head[1].weight.clone()
+    target.setup("fit")  # a fit from scratch loads the weights
+    for key, value in source.backbone.state_dict().items():
+        torch.testing.assert_close(target.backbone.state_dict()[key], value, rtol=0, atol=0)
+    torch.testing.assert_close(target.head[1].weight, head_before, rtol=0, atol=0)
+
+    clash = STCNN(num_classes=32, num_joints=5, channels=(8, 8), temporal_strides=(1, 2))
+    with pytest.raises(ValueError, match="init_reset_head=True"):
+        clash.init_weights_from(path)
+    other = STCNN(num_classes=32, num_joints=7, channels=(8, 8), temporal_strides=(1, 2))
+    with pytest.raises(ValueError, match=r"ma52\.pt"):
+        other.init_weights_from(path, reset_head=True)

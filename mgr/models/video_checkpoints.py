@@ -1,0 +1,268 @@
+"""Load torchvision, mmaction2 and mgr video checkpoints into the RGB-family recognizers.
+
+The recognizers of :mod:`mgr.models.video` hold a torchvision network without
+its classifier as ``backbone`` and the Recognizer head
+``head = nn.Sequential(dropout, nn.Linear)``, so the key maps are:
+
+torchvision (``swin3d_{t,s,b}``, ``r2plus1d_18``, R(2+1)D-34 in torchvision layout;
+plain state dicts with unprefixed keys)::
+
+    X                    -> backbone.X
+    head.*  (swin3d)     -> head.1.*
+    fc.*    (R(2+1)D)    -> head.1.*
+
+mmaction2 Video Swin (``Recognizer3D`` with ``SwinTransformer3D`` + ``I3DHead``;
+``reference-algorithms.md`` §3), first renamed to torchvision's names by
+:func:`mmaction_swin_key`, then loaded as above::
+
+    backbone.patch_embed.X               -> patch_embed.X
+    backbone.layers.i.blocks.j.X         -> features.{2i}.j.X   (mlp.fc1 -> mlp.0, mlp.fc2 -> mlp.3)
+    backbone.layers.i.downsample.X       -> features.{2i+1}.X
+    backbone.norm3.X (backbone.norm.X)   -> norm.X
+    cls_head.fc_cls.X                    -> head.X
+
+mgr (a Lightning checkpoint or state dict of the same recognizer class, e.g. a
+model trained on MA-52 to fine-tune on iMiGUE)::
+
+    backbone.X -> backbone.X,  head.1.X -> head.1.X   (other entries ignored)
+
+In every format:
+
+* a 3-channel first layer (``patch_embed.proj.weight``, ``stem.0.weight``) loads
+  into a model with ``in_channels != 3`` through
+  :func:`~mgr.models.backbones.video.adapt_input_channels`;
+* ``relative_position_index`` buffers the checkpoint lacks are kept from the
+  module (they are a function of the window size, not learnt);
+* with ``reset_head=True`` the classifier is skipped and the module keeps its
+  freshly initialised head; without it a class-count mismatch is a
+  ``ValueError`` naming both counts.
+
+The renamed state dict goes through
+:func:`mgr.models.checkpoints.load_mmaction_checkpoint`, which checks shapes and
+completeness and returns its :class:`~mgr.models.checkpoints.LoadReport`
+(keys there are the torchvision names of the checkpoint tensors).
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .backbones.video import adapt_input_channels
+from .checkpoints import LoadReport, load_mmaction_checkpoint
+
+__all__ = [
+    "load_mgr_video_checkpoint",
+    "load_mmaction_swin_checkpoint",
+    "load_torchvision_video_checkpoint",
+    "mmaction_swin_key",
+]
+
+log = logging.getLogger(__name__)
+
+#: first-layer weights that take the input channels (torchvision names).
+_FIRST_LAYER_KEYS = ("patch_embed.proj.weight", "stem.0.weight")
+
+_TORCHVISION_PREFIX_MAP = {"": "backbone.", "head.": "head.1.", "fc.": "head.1."}
+_MGR_PREFIX_MAP = {"backbone.": "backbone.", "head.": "head."}
+
+_MM_BLOCK = re.compile(r"backbone\.layers\.(\d+)\.blocks\.(\d+)\.(.+)")
+_MM_DOWNSAMPLE = re.compile(r"backbone\.layers\.(\d+)\.downsample\.(.+)")
+_MM_MLP = {"mlp.fc1.": "mlp.0.", "mlp.fc2.": "mlp.3."}
+
+
+def mmaction_swin_key(key: str) -> str | None:
+    """Rename one mmaction2 Video Swin checkpoint key to torchvision's swin3d name.
+
+    Args:
+        key: an mmaction2 recognizer key, e.g. ``backbone.layers.1.blocks.0.mlp.fc1.weight``
+            (a leading ``module.`` is ignored).
+
+    Returns:
+        The torchvision key (``features.2.0.mlp.0.weight``), or ``None`` for a key
+        outside the map (e.g. ``data_preprocessor.*``).
+    """
+    key = key.removeprefix("module.")
+    if key.startswith("backbone.patch_embed."):
+        return key.removeprefix("backbone.")
+    if m := _MM_BLOCK.fullmatch(key):
+        i, j, rest = int(m[1]), m[2], m[3]
+        for src, dst in _MM_MLP.items():
+            if rest.startswith(src):
+                rest = dst + rest.removeprefix(src)
+        return f"features.{2 * i}.{j}.{rest}"
+    if m := _MM_DOWNSAMPLE.fullmatch(key):
+        return f"features.{2 * int(m[1]) + 1}.{m[2]}"
+    # mmaction2 names the final norm norm3; the original Video-Swin repo names it norm.
+    for src in ("backbone.norm3.", "backbone.norm."):
+        if key.startswith(src):
+            return "norm." + key.removeprefix(src)
+    if key.startswith("cls_head.fc_cls."):
+        return "head." + key.removeprefix("cls_head.fc_cls.")
+    return None
+
+
+def load_torchvision_video_checkpoint(
+    module: nn.Module,
+    path_or_state: str | Path | Mapping[str, Any],
+    *,
+    reset_head: bool = True,
+    strict: bool = True,
+) -> LoadReport:
+    """Load a torchvision swin3d / R(2+1)D state dict into a video recognizer.
+
+    Files are read with ``torch.load(..., weights_only=True)`` (torchvision
+    files are plain state dicts).
+
+    Args:
+        module: a :class:`~mgr.models.video.VideoSwin` or
+            :class:`~mgr.models.video.R2Plus1D` (any module with a torchvision-named
+            ``backbone`` and ``head = Sequential(dropout, Linear)``).
+        path_or_state: a ``.pth`` file or a loaded state dict (``{"state_dict": ...}``
+            wrappers are unwrapped).
+        reset_head: skip the checkpoint classifier (``head.*`` / ``fc.*``) and keep
+            the module's head, e.g. Kinetics-400 weights for 32 micro-gesture classes.
+        strict: raise on missing or unexpected keys (else only report them).
+
+    Returns:
+        A :class:`~mgr.models.checkpoints.LoadReport`.
+
+    Raises:
+        ValueError: the head's class count differs (unless ``reset_head``), a
+            tensor's shape differs, or (``strict``) keys are missing/unexpected.
+    """
+    state = _read_state_dict(path_or_state, allow_pickle=False)
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    return _load(module, state, "", _TORCHVISION_PREFIX_MAP, ("head", "fc"), reset_head, strict)
+
+
+def load_mmaction_swin_checkpoint(
+    module: nn.Module,
+    path_or_state: str | Path | Mapping[str, Any],
+    *,
+    reset_head: bool = True,
+    strict: bool = True,
+) -> LoadReport:
+    """Load an mmaction2 (or original Video-Swin repo) Video Swin checkpoint into ``VideoSwin``.
+
+    Keys are renamed by :func:`mmaction_swin_key` (keys outside the map keep
+    their name and are reported unexpected, ``data_preprocessor.*`` is dropped),
+    then loaded as a torchvision state dict. The file is read with
+    ``weights_only=True`` first; mmengine checkpoints pickle metadata objects,
+    so when that fails it is read again with ``weights_only=False``: **load
+    trusted files only**.
+
+    Args:
+        module: a :class:`~mgr.models.video.VideoSwin`.
+        path_or_state: a checkpoint file or a loaded checkpoint / state dict.
+        reset_head: skip ``cls_head.fc_cls.*`` and keep the module's head.
+        strict: raise on missing or unexpected keys.
+
+    Returns:
+        A :class:`~mgr.models.checkpoints.LoadReport` (torchvision key names).
+    """
+    state = _read_state_dict(path_or_state, allow_pickle=True)
+    renamed: dict[str, Tensor] = {}
+    for key, value in state.items():
+        new = mmaction_swin_key(key)
+        renamed[key.removeprefix("module.") if new is None else new] = value
+    return _load(module, renamed, "", _TORCHVISION_PREFIX_MAP, ("head", "fc"), reset_head, strict)
+
+
+def load_mgr_video_checkpoint(
+    module: nn.Module,
+    path_or_state: str | Path | Mapping[str, Any],
+    *,
+    reset_head: bool = True,
+    strict: bool = True,
+) -> LoadReport:
+    """Load the network of an mgr checkpoint (same recognizer class) into ``module``.
+
+    Only ``backbone.*`` and ``head.*`` are taken; the rest (``class_counts``, ...)
+    belongs to the old training run. Read with ``weights_only=True`` first and,
+    for Lightning checkpoints that pickle other objects, ``weights_only=False``
+    (**trusted files only**).
+
+    Args:
+        module: a :class:`~mgr.models.video.VideoSwin` or :class:`~mgr.models.video.R2Plus1D`.
+        path_or_state: a Lightning ``.ckpt``, or a loaded checkpoint / state dict.
+        reset_head: skip ``head.*`` and keep the module's head (e.g. MA-52 -> iMiGUE).
+        strict: raise on missing or unexpected keys.
+
+    Returns:
+        A :class:`~mgr.models.checkpoints.LoadReport`.
+    """
+    state = _read_state_dict(path_or_state, allow_pickle=True)
+    state = {
+        k: v
+        for k, v in ((k.removeprefix("module."), v) for k, v in state.items())
+        if k.startswith(("backbone.", "head."))
+    }
+    return _load(module, state, "backbone.", _MGR_PREFIX_MAP, ("head",), reset_head, strict)
+
+
+def _load(
+    module: nn.Module,
+    state: dict[str, Tensor],
+    backbone_prefix: str,
+    prefix_map: Mapping[str, str],
+    head_keys: tuple[str, ...],
+    reset_head: bool,
+    strict: bool,
+) -> LoadReport:
+    """Adapt the first layer, fill index buffers, then load with the mmaction2 loader.
+
+    ``backbone_prefix`` is what the checkpoint puts before a backbone key
+    (``""`` for torchvision names, ``"backbone."`` for mgr).
+    """
+    ours = module.state_dict()
+    state = dict(state)
+    for name in _FIRST_LAYER_KEYS:
+        src, dst = backbone_prefix + name, "backbone." + name
+        if src in state and dst in ours:
+            theirs, want = state[src].shape, ours[dst].shape
+            if theirs[1] == 3 and want[1] != 3 and theirs[2:] == want[2:]:
+                state[src] = adapt_input_channels(state[src], want[1])
+                log.info("adapted %s from 3 to %d input channels", src, want[1])
+    for dst in ours:
+        if dst.startswith("backbone.") and dst.endswith("relative_position_index"):
+            src = backbone_prefix + dst.removeprefix("backbone.")
+            state.setdefault(src, ours[dst])
+    return load_mmaction_checkpoint(
+        module,
+        state,
+        prefix_map=prefix_map,
+        reset_head=reset_head,
+        head_keys=head_keys,
+        strict=strict,
+    )
+
+
+def _read_state_dict(
+    path_or_state: str | Path | Mapping[str, Any], *, allow_pickle: bool
+) -> dict[str, Tensor]:
+    """The tensors of a checkpoint file or object (``["state_dict"]`` when wrapped)."""
+    if isinstance(path_or_state, str | Path):
+        try:
+            ckpt = torch.load(path_or_state, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            if not allow_pickle:
+                raise
+            log.warning("%s pickles non-tensor objects; loading it as a trusted file", path_or_state)
+            ckpt = torch.load(path_or_state, map_location="cpu", weights_only=False)
+    else:
+        ckpt = path_or_state
+    if not isinstance(ckpt, Mapping):
+        raise TypeError(f"expected a checkpoint dict, got {type(ckpt).__name__}")
+    state = ckpt.get("state_dict", ckpt)
+    bad = [k for k, v in state.items() if not torch.is_tensor(v)]
+    if bad:
+        raise TypeError(f"state dict entries are not tensors: {bad[:5]}")
+    return dict(state)
