@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -93,6 +94,7 @@ class SkeletonClipDataset(Dataset):
         self.records = list(records)
         self.config = config
         self.train = train
+        self.failed: set[str] = set()
         if config.flip_prob > 0 or config.test_flip:
             if config.flip_permutation is None:
                 raise ValueError("flipping needs the layout's flip permutation")
@@ -100,19 +102,34 @@ class SkeletonClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    #: ``"raise"``: a sample that fails to load stops the run with an error naming it;
+    #: ``"skip"``: it is replaced by the next sample that loads, with a warning naming it
+    #: (once per worker) and its id added to :attr:`failed`. Set by the datamodule.
+    on_bad_sample: str = "raise"
+
     def __getitem__(self, index: int) -> dict:
-        rec = self.records[index]
-        try:
-            item = self._load_inputs(rec)
-        except Exception as err:  # name the sample: one bad clip must say which it is
-            where = f"frames {rec.start}-{rec.end} of {rec.source}"
-            if rec.video is not None:
-                where += f", video {rec.video}"
-            raise RuntimeError(f"failed to load sample {rec.sample_id!r} ({where}): {err}") from err
-        item = {**item, "label": rec.label, "sample_id": rec.sample_id}
-        if rec.coarse_label is not None:  # MA-52: body-part label next to the action label
-            item["coarse_label"] = rec.coarse_label
-        return item
+        for attempt in range(len(self.records)):
+            rec = self.records[(index + attempt) % len(self.records)]
+            try:
+                item = self._load_inputs(rec)
+            except Exception as err:  # name the sample: one bad clip must say which it is
+                where = f"frames {rec.start}-{rec.end} of {rec.source}"
+                if rec.video is not None:
+                    where += f", video {rec.video}"
+                message = f"failed to load sample {rec.sample_id!r} ({where}): {err}"
+                if self.on_bad_sample != "skip":
+                    raise RuntimeError(message) from err
+                if rec.sample_id not in self.failed:
+                    self.failed.add(rec.sample_id)
+                    warnings.warn(
+                        f"skipping bad sample (on_bad_sample='skip'): {message}", stacklevel=2
+                    )
+                continue
+            item = {**item, "label": rec.label, "sample_id": rec.sample_id}
+            if rec.coarse_label is not None:  # MA-52: body-part label next to the action label
+                item["coarse_label"] = rec.coarse_label
+            return item
+        raise RuntimeError(f"none of the {len(self.records)} samples could be loaded")
 
     def _load_inputs(self, rec: ClipRecord) -> dict:
         """The model inputs of one record (subclasses supply other modalities)."""

@@ -943,6 +943,36 @@ def _to_imigue(
     return out.astype(np.float32)
 
 
+_KINECT_FOCAL = 1060.0  # colour-camera focal length in pixels (1920x1080 frames)
+
+
+def _smg_metres(subj: _Subject) -> float:
+    """Metres per body unit (~0.38 m shoulder width for an average subject)."""
+    return 0.38 * subj.scale / 200.0
+
+
+def _smg_world(xyz: np.ndarray, subj: _Subject) -> np.ndarray:
+    """Body units ``(..., 3)`` -> Kinect camera space ``(..., 3)`` in metres."""
+    metres = _smg_metres(subj)
+    depth0 = 2.3 + (subj.origin[0] - 960.0) / 2000.0
+    return np.stack(
+        [
+            xyz[..., 0] * metres + (subj.origin[0] - 960) / 1500.0,
+            -xyz[..., 1] * metres + 0.35,
+            depth0 - xyz[..., 2] * metres,
+        ],
+        -1,
+    )
+
+
+def _smg_pixels(world: np.ndarray) -> np.ndarray:
+    """Camera space ``(..., 3)`` -> colour-image pixels ``(..., 2)`` (pinhole projection)."""
+    f = _KINECT_FOCAL
+    return np.stack(
+        [960.0 + f * world[..., 0] / world[..., 2], 540.0 - f * world[..., 1] / world[..., 2]], -1
+    )
+
+
 def _to_smg(
     pos: dict[str, np.ndarray],
     hidden: dict[str, np.ndarray],
@@ -954,21 +984,9 @@ def _to_smg(
     """Project to the Kinect-v2 SMG row layout: ``(n, 25, 11)``."""
     xyz = np.stack([pos[k] for k in _KINECT_25], 1)
     n, v = xyz.shape[:2]
-    metres = 0.38 * subj.scale / 200.0  # ~0.38 m shoulder width for an average subject
-    depth0 = 2.3 + (subj.origin[0] - 960.0) / 2000.0
-    world = np.stack(
-        [
-            xyz[..., 0] * metres + (subj.origin[0] - 960) / 1500.0,
-            -xyz[..., 1] * metres + 0.35,
-            depth0 - xyz[..., 2] * metres,
-        ],
-        -1,
-    )
-    world = world + rng.normal(0, 0.012 * noise * metres, world.shape)
-    f = 1060.0
-    pix = np.stack(
-        [960.0 + f * world[..., 0] / world[..., 2], 540.0 - f * world[..., 1] / world[..., 2]], -1
-    )
+    world = _smg_world(xyz, subj)
+    world = world + rng.normal(0, 0.012 * noise * _smg_metres(subj), world.shape)
+    pix = _smg_pixels(world)
     depth_px = np.stack(
         [
             256.0 + 366.0 * world[..., 0] / world[..., 2],
@@ -1080,11 +1098,17 @@ def _render_rgb(
     change the skeleton files.
     """
     rng = np.random.default_rng([cfg.seed, seed, 0x51D])
+    project = None
+    scale = subj.scale
+    if cfg.layout == "smg":  # draw where the Kinect's perspective projection puts the joints
+        project = lambda xyz: _smg_pixels(_smg_world(xyz, subj))  # noqa: E731
+        depth = _smg_world(np.zeros(3), subj)[2]
+        scale = _KINECT_FOCAL * _smg_metres(subj) / depth  # pixels per body unit at the neck
     style = FigureStyle.random(
-        rng, origin=tuple(subj.origin), scale=subj.scale, desk=cfg.layout == "imigue"
+        rng, origin=tuple(subj.origin), scale=scale, desk=cfg.layout == "imigue"
     )
     background = render_background(rng, cfg.video_size)
-    return render_figure(*motion, style, background, rng)
+    return render_figure(*motion, style, background, rng, project=project)
 
 
 def generate_synthmg(out: str | Path, config: SynthMGConfig | None = None, **kwargs) -> Path:

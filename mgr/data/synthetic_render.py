@@ -13,7 +13,7 @@ microseconds at 320x180.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -140,6 +140,7 @@ def render_figure(
     style: FigureStyle,
     background: np.ndarray,
     rng: np.random.Generator,
+    project: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Paint the figure over the background, frame by frame.
 
@@ -150,6 +151,10 @@ def render_figure(
         style: colours and the body-unit -> pixel mapping.
         background: ``(H, W, 3)`` float32 background (:func:`render_background`).
         rng: random generator for sensor noise.
+        project: body units ``(n, 3)`` -> skeleton-image pixels ``(n, 2)``, the same
+            projection the skeleton files use; ``None``: ``origin + scale * (x, y)``
+            (orthographic, iMiGUE's OpenPose pixels). ``style.scale`` still sets the
+            limbs' thickness.
 
     Returns:
         ``(n, H, W, 3)`` uint8 RGB frames.
@@ -158,10 +163,12 @@ def render_figure(
     h, w = background.shape[:2]
     # Body units -> skeleton image pixels -> video pixels.
     k = w / style.image_size[1]
-    px = {
-        name: (np.asarray(style.origin) + style.scale * p[:, :2]) * k
-        for name, p in positions.items()
-    }
+    if project is None:
+        px = {
+            n: (np.asarray(style.origin) + style.scale * p[:, :2]) * k for n, p in positions.items()
+        }
+    else:
+        px = {name: project(p) * k for name, p in positions.items()}
     unit = style.scale * k
     frames = np.empty((n, h, w, 3), np.uint8)
     for lo in range(0, n, _CHUNK):

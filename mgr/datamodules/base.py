@@ -75,7 +75,10 @@ class MicroGestureDataModule(LightningDataModule):
         on_bad_sample: what to do with a bad clip (frames past the end of its
             skeleton, all-zero keypoints, a missing, empty or unreadable video):
             ``"raise"`` an error naming the file and the clip, or ``"skip"`` it
-            with a logged warning and a count per split at the end of setup.
+            with a logged warning and a count per split at the end of setup
+            (``skipped``). A clip that only fails when it is decoded (a
+            truncated video whose header looks fine) is replaced by the next
+            clip, with a warning naming it, and listed in its dataset's ``failed``.
         pin_memory: pin host memory in the loaders (faster host-to-GPU copies).
         extra_labels: a pseudo-label file (``mgr pseudo-label``): its samples,
             taken from the split it names with the pseudo-labels in place of
@@ -262,6 +265,11 @@ class MicroGestureDataModule(LightningDataModule):
             )
         if heatmap is not None and modalities != ("skeleton",) and "heatmap" not in modalities:
             raise ValueError("heatmap options with other modalities: add 'heatmap' to modalities")
+        if video is not None and video.crop == "saliency" and self.image_size is None:
+            raise ValueError(
+                f"{type(self).__name__}'s keypoints are not in pixels: no saliency crop "
+                "(SMG: coords='pixel'; MA-52 has no skeleton: crop='center')"
+            )
         if {"pose", "heatmap"} & set(modalities) and self.image_size is None:
             raise ValueError(
                 f"{type(self).__name__}'s keypoints are not in pixels: no pose modality"
@@ -419,7 +427,7 @@ class MicroGestureDataModule(LightningDataModule):
         index = None
         kept: list[ClipRecord] = []
         for rec in records:
-            if rec.video is None:
+            if rec.video is None or (self.video and self.video.root):  # an explicit root wins
                 index = index if index is not None else index_media(root)
                 path = next((index[n] for n in self.video_names(rec) if n in index), None)
                 first, last = self.video_frames(rec)
@@ -523,6 +531,7 @@ class MicroGestureDataModule(LightningDataModule):
                     heatmap=self.heatmap,
                     limbs=self.layout.limbs if self.layout is not None else (),
                 )
+            self.datasets[split].on_bad_sample = self.on_bad_sample
             if self.skipped.get(split):
                 log.warning(
                     "%s %s: skipped %d bad clip(s) (on_bad_sample='skip'); see the warnings above",

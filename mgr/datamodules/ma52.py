@@ -42,8 +42,6 @@ class MA52DataModule(MicroGestureDataModule):
     def __init__(self, root: str | Path, check_body_part: bool = True, **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
         self.check_body_part = check_body_part
-        if self.video is not None and self.video.crop == "saliency":
-            raise ValueError("MA-52 has no skeleton to place a saliency crop: use crop='center'")
 
     def cache_signature(self) -> dict[str, Any]:
         """Reader options that shape the records (see :mod:`mgr.data.cache`)."""
