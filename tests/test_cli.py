@@ -18,24 +18,31 @@ def _plain_argv(monkeypatch):
     monkeypatch.setattr("sys.argv", ["mgr"])
 
 
-def _root_for(conf: Path, synth_imigue: Path, synth_smg: Path) -> list[str]:
+def _root_for(conf: Path, request: pytest.FixtureRequest) -> list[str]:
+    """The tiny SynthMG release a config reads (releases with videos only where needed)."""
     data = yaml.safe_load(conf.read_text())["data"]
-    args = ["--data.init_args.root"]
-    if data["class_path"].endswith("SMGDataModule"):
-        return [*args, str(synth_smg)]
-    return [*args, str(synth_imigue)]
+    video = "video" in data["init_args"].get("modalities", [])
+    name = data["class_path"].rsplit(".", 1)[1]
+    fixture = {
+        ("SMGDataModule", False): "synth_smg",
+        ("SMGDataModule", True): "synth_smg_rgb",
+        ("IMiGUEDataModule", False): "synth_imigue",
+        ("IMiGUEDataModule", True): "synth_imigue_rgb",
+        ("MA52DataModule", True): "synth_ma52",
+    }[name, video or name == "MA52DataModule"]
+    return ["--data.init_args.root", str(request.getfixturevalue(fixture))]
 
 
 @pytest.mark.parametrize("conf", CONFS, ids=[c.stem for c in CONFS])
 @pytest.mark.parametrize("command", ["fit", "test", "predict"])
-def test_tiny_configs_run(conf, command, synth_imigue, synth_smg, tmp_path, monkeypatch):
+def test_tiny_configs_run(conf, command, request, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cli = MgrCLI(
         args=[
             command,
             "--config",
             str(conf),
-            *_root_for(conf, synth_imigue, synth_smg),
+            *_root_for(conf, request),
             "--trainer.fast_dev_run",
             "true",
         ]

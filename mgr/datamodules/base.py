@@ -37,7 +37,7 @@ __all__ = ["MicroGestureDataModule", "Modality", "Split"]
 log = logging.getLogger(__name__)
 
 Split = Literal["train", "val", "test"]
-Modality = Literal["skeleton", "video", "pose"]
+Modality = Literal["skeleton", "video", "pose", "heatmap"]
 _SPLITS: tuple[Split, ...] = ("train", "val", "test")
 
 
