@@ -14,7 +14,15 @@ from .classes import ClassList, get_classes
 from .data.datasets import HeatmapOptions, VideoOptions
 from .data.synthetic import SynthMGConfig, generate_synthmg
 from .datamodules import IMiGUEDataModule, MA52DataModule, MicroGestureDataModule, SMGDataModule
-from .models import STCNN, PoseConv3D, Recognizer, load_mmaction_checkpoint
+from .models import (
+    STCNN,
+    PoseConv3D,
+    R2Plus1D,
+    Recognizer,
+    RGBPoseConv3D,
+    VideoSwin,
+    load_mmaction_checkpoint,
+)
 from .predictions import PredictionSet, load_predictions
 from .skeletons import SkeletonLayout, get_layout
 
@@ -27,11 +35,14 @@ __all__ = [
     "MicroGestureDataModule",
     "PoseConv3D",
     "PredictionSet",
+    "R2Plus1D",
+    "RGBPoseConv3D",
     "Recognizer",
     "SMGDataModule",
     "SkeletonLayout",
     "SynthMGConfig",
     "VideoOptions",
+    "VideoSwin",
     "__version__",
     "classes",
     "generate_synthmg",

@@ -1219,7 +1219,9 @@ class _IMiGUEWriter(_Writer):
             rgb_dir = self.out / _IMIGUE_RGB_DIRS[split]
             rgb_dir.mkdir(parents=True, exist_ok=True)
             for k, (c, s, e) in enumerate(clips):
-                write_video(rgb_dir / f"{name}_{k}.mp4", rgb[s : e + 1], fps=self.cfg.fps)
+                write_video(
+                    rgb_dir / f"{name}_{k}.mp4", rgb[s : e + 1], fps=self.cfg.fps, preset="veryfast"
+                )
                 self.lists[split].append(f"{name}_{k}.mp4 {c}")
         for c, _, _ in clips:
             yield name, split, c
@@ -1260,7 +1262,7 @@ class _SMGWriter(_Writer):
         if rgb is not None:
             rgb_dir = self.out / "smg_rgb" / name
             rgb_dir.mkdir(parents=True, exist_ok=True)
-            write_video(rgb_dir / f"{name}_color.mp4", rgb, fps=self.cfg.fps)
+            write_video(rgb_dir / f"{name}_color.mp4", rgb, fps=self.cfg.fps, preset="veryfast")
         for c, _, _ in clips:
             yield name, split, c
 
@@ -1303,7 +1305,7 @@ class _MA52Writer(_Writer):
                 name = f"{sid:04d}_{ma52_fine_to_coarse(c):02d}_{k:04d}"
             folder = self.out / f"videos_{clip_split}"
             folder.mkdir(parents=True, exist_ok=True)
-            write_video(folder / f"{name}.mp4", rgb[s : e + 1], fps=self.cfg.fps)
+            write_video(folder / f"{name}.mp4", rgb[s : e + 1], fps=self.cfg.fps, preset="veryfast")
             self.lists[clip_split].append(f"{name}.mp4 {c}")
             yield name, clip_split, c
 

@@ -5,12 +5,23 @@ from .checkpoints import LoadReport, load_mmaction_checkpoint
 from .poseconv3d import PoseConv3D
 from .rgbposeconv3d import RGBPoseConv3D
 from .stcnn import STCNN
+from .video import R2Plus1D, VideoSwin
+from .video_checkpoints import (
+    load_mgr_video_checkpoint,
+    load_mmaction_swin_checkpoint,
+    load_torchvision_video_checkpoint,
+)
 
 __all__ = [
     "STCNN",
     "LoadReport",
     "PoseConv3D",
+    "R2Plus1D",
     "RGBPoseConv3D",
     "Recognizer",
+    "VideoSwin",
+    "load_mgr_video_checkpoint",
     "load_mmaction_checkpoint",
+    "load_mmaction_swin_checkpoint",
+    "load_torchvision_video_checkpoint",
 ]

@@ -529,6 +529,18 @@ class Recognizer(LightningModule):
         if self._counts_missing:
             raise ValueError(_NO_COUNTS)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Drop the start-from paths (``pretrained``, ``init_from``) from the saved settings.
+
+        The checkpoint holds the trained weights, so ``load_from_checkpoint`` must
+        not read (or need) the files training started from.
+        """
+        hparams = checkpoint.get("hyper_parameters")
+        if isinstance(hparams, dict):
+            for key in ("pretrained", "init_from"):
+                if hparams.get(key) is not None:
+                    hparams[key] = None
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint trained on other classes, before any size-mismatch error."""
         hp = checkpoint.get("hyper_parameters", {})

@@ -255,7 +255,9 @@ def _read_state_dict(
         except pickle.UnpicklingError:
             if not allow_pickle:
                 raise
-            log.warning("%s pickles non-tensor objects; loading it as a trusted file", path_or_state)
+            log.warning(
+                "%s pickles non-tensor objects; loading it as a trusted file", path_or_state
+            )
             ckpt = torch.load(path_or_state, map_location="cpu", weights_only=False)
     else:
         ckpt = path_or_state

@@ -379,3 +379,19 @@ def test_init_from_transfers_the_backbone(tmp_path):
     other = STCNN(num_classes=32, num_joints=7, channels=(8, 8), temporal_strides=(1, 2))
     with pytest.raises(ValueError, match=r"ma52\.pt"):
         other.init_weights_from(path, reset_head=True)
+
+
+def test_checkpoints_do_not_point_at_start_weights(tmp_path):
+    source = STCNN(num_classes=4, num_joints=5, channels=(8,), temporal_strides=(1,))
+    torch.save(source.state_dict(), tmp_path / "start.pt")
+    model = STCNN(
+        num_classes=4,
+        num_joints=5,
+        channels=(8,),
+        temporal_strides=(1,),
+        init_from=str(tmp_path / "start.pt"),
+    )
+    checkpoint = {"hyper_parameters": dict(model.hparams)}
+    model.on_save_checkpoint(checkpoint)
+    assert checkpoint["hyper_parameters"]["init_from"] is None
+    assert model.hparams.init_from == str(tmp_path / "start.pt")  # the live run keeps it

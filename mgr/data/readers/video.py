@@ -391,6 +391,7 @@ def write_video(
     qscale: int = 2,
     gop: int | None = None,
     faststart: bool = False,
+    preset: str | None = None,
 ) -> None:
     """Encode RGB frames as an H.264 (or MPEG-4 part 2) video in yuv420p.
 
@@ -407,6 +408,8 @@ def write_video(
         qscale: quantiser of the other encoders (``mpeg4``: 1 best ... 31 worst).
         gop: maximum distance between keyframes; ``None``: the encoder's default.
         faststart: put the MP4 index (``moov``) before the data, as streamed files do.
+        preset: libx264 speed/size trade-off (``"ultrafast"`` ... ``"veryslow"``);
+            ``None``: the encoder's default (``"medium"``).
 
     Raises:
         ValueError: for a wrong shape or dtype, odd ``H``/``W``, no frames or ``fps <= 0``.
@@ -434,7 +437,7 @@ def write_video(
         if gop is not None:
             stream.codec_context.gop_size = gop
         if codec == "libx264":
-            stream.options = {"crf": str(crf)}
+            stream.options = {"crf": str(crf), **({"preset": preset} if preset else {})}
         else:
             # ffmpeg's ``-q:v``: a fixed quantiser, given in lambda units (FF_QP2LAMBDA = 118).
             stream.options = {"flags": "+qscale", "global_quality": str(qscale * 118)}

@@ -1,6 +1,27 @@
 """Plain ``nn.Module`` backbones (no Lightning): usable without mgr's training code."""
 
 from .resnet3d_slowonly import ResNet3dSlowOnly, slowonly_pose, slowonly_r50_rgb
+from .rgbposeconv3d import ResNet3dPathway
+from .rgbposeconv3d import RGBPoseConv3D as RGBPoseConv3DBackbone
 from .stcnn import DecoupledSTCNN
+from .video import (
+    R2Plus1DBackbone,
+    SwinTransformer3dBackbone,
+    adapt_input_channels,
+    r2plus1d_backbone,
+    swin3d_backbone,
+)
 
-__all__ = ["DecoupledSTCNN", "ResNet3dSlowOnly", "slowonly_pose", "slowonly_r50_rgb"]
+__all__ = [
+    "DecoupledSTCNN",
+    "R2Plus1DBackbone",
+    "RGBPoseConv3DBackbone",
+    "ResNet3dPathway",
+    "ResNet3dSlowOnly",
+    "SwinTransformer3dBackbone",
+    "adapt_input_channels",
+    "r2plus1d_backbone",
+    "slowonly_pose",
+    "slowonly_r50_rgb",
+    "swin3d_backbone",
+]

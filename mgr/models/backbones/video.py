@@ -17,12 +17,13 @@ Nothing is downloaded: the builders never pass ``weights=``.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
-from torchvision.models.video import r2plus1d_18, swin3d_b, swin3d_s, swin3d_t
+from torchvision.models.video import r2plus1d_18
 from torchvision.models.video.resnet import (
     BasicBlock,
     Conv2Plus1D,
@@ -39,7 +40,14 @@ __all__ = [
     "swin3d_backbone",
 ]
 
-_SWIN_BUILDERS = {"t": swin3d_t, "s": swin3d_s, "b": swin3d_b}
+# The arguments torchvision's swin3d_{t,s,b} builders pass to SwinTransformer3d. The
+# builders themselves fix stochastic_depth_prob=0.1, so the class is built directly.
+_SWIN_CONFIGS: dict[str, dict] = {
+    "t": {"embed_dim": 96, "depths": [2, 2, 6, 2], "num_heads": [3, 6, 12, 24]},
+    "s": {"embed_dim": 96, "depths": [2, 2, 18, 2], "num_heads": [3, 6, 12, 24]},
+    "b": {"embed_dim": 128, "depths": [2, 2, 18, 2], "num_heads": [4, 8, 16, 32]},
+}
+_SWIN_DEFAULT_STOCHASTIC_DEPTH = 0.1
 
 
 def adapt_input_channels(weight: Tensor, in_channels: int) -> Tensor:
@@ -139,8 +147,16 @@ def swin3d_backbone(
     in_channels: int = 3,
     stochastic_depth_prob: float | None = None,
     gradient_checkpointing: bool = False,
+    embed_dim: int | None = None,
+    depths: Sequence[int] | None = None,
+    num_heads: Sequence[int] | None = None,
+    window_size: Sequence[int] | None = None,
 ) -> SwinTransformer3dBackbone:
     """Video Swin (torchvision ``swin3d_{t,s,b}``, randomly initialised) as a feature extractor.
+
+    The network of torchvision's ``swin3d_{t,s,b}(weights=None)`` (patch
+    ``(2, 4, 4)``, window ``(8, 7, 7)``), built from ``SwinTransformer3d`` so that
+    the stochastic-depth rate and the input channels can be chosen.
 
     Args:
         variant: ``"t"`` (28M params, D=768), ``"s"`` (50M, D=768) or ``"b"`` (88M, D=1024).
@@ -151,21 +167,41 @@ def swin3d_backbone(
             every variant (mmaction2's swin-tiny config uses 0.1 too).
         gradient_checkpointing: recompute stage activations in backward
             (saves memory at the cost of about one more forward pass).
+        embed_dim: override the variant's patch-embedding width (CPU-sized
+            models; pretrained checkpoints of the variant then no longer fit).
+        depths: override the blocks per stage (4 stages).
+        num_heads: override the attention heads per stage (each must divide
+            the stage width ``embed_dim * 2**i``).
+        window_size: override the ``(T, H, W)`` attention window ``(8, 7, 7)``.
 
     Returns:
         A :class:`SwinTransformer3dBackbone` mapping ``(B, C, T, H, W)`` to ``(B, D)``.
     """
-    if variant not in _SWIN_BUILDERS:
-        raise ValueError(f"swin3d variant must be one of {sorted(_SWIN_BUILDERS)}, got {variant!r}")
+    if variant not in _SWIN_CONFIGS:
+        raise ValueError(f"swin3d variant must be one of {sorted(_SWIN_CONFIGS)}, got {variant!r}")
     if in_channels < 1:
         raise ValueError(f"in_channels must be >= 1, got {in_channels}")
-    kwargs: dict = {}
-    if stochastic_depth_prob is not None:
-        kwargs["stochastic_depth_prob"] = stochastic_depth_prob
-    if in_channels != 3:
+    if stochastic_depth_prob is None:
+        stochastic_depth_prob = _SWIN_DEFAULT_STOCHASTIC_DEPTH
+    arch = dict(_SWIN_CONFIGS[variant])
+    for name, value in (("embed_dim", embed_dim), ("depths", depths), ("num_heads", num_heads)):
+        if value is not None:
+            arch[name] = list(value) if name != "embed_dim" else int(value)
+    if len(arch["depths"]) != len(arch["num_heads"]):
+        raise ValueError(
+            f"depths {arch['depths']} and num_heads {arch['num_heads']} differ in length"
+        )
+    bad = [h for i, h in enumerate(arch["num_heads"]) if (arch["embed_dim"] * 2**i) % h]
+    if bad:
+        raise ValueError(f"num_heads {arch['num_heads']} must divide embed_dim * 2**stage")
+    model = SwinTransformer3d(
+        patch_size=[2, 4, 4],
+        window_size=list(window_size) if window_size is not None else [8, 7, 7],
+        stochastic_depth_prob=stochastic_depth_prob,
         # SwinTransformer3d has no in_channels argument; its patch-embed factory does.
-        kwargs["patch_embed"] = functools.partial(PatchEmbed3d, in_channels=in_channels)
-    model = _SWIN_BUILDERS[variant](weights=None, **kwargs)
+        patch_embed=functools.partial(PatchEmbed3d, in_channels=in_channels),
+        **arch,
+    )
     return SwinTransformer3dBackbone(model, gradient_checkpointing=gradient_checkpointing)
 
 
