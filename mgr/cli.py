@@ -91,6 +91,18 @@ def _synth(argv: Sequence[str]) -> int:
         default=d.difficulty,
         help="0 (easy) .. 1 (hard): distinguishing motion vs noise",
     )
+    p.add_argument(
+        "--clip-frames", type=int, nargs=2, default=d.clip_frames, metavar=("MIN", "MAX")
+    )
+    p.add_argument(
+        "--gap-frames",
+        type=int,
+        nargs=2,
+        default=d.gap_frames,
+        metavar=("MIN", "MAX"),
+        help="unannotated frames between clips; long gaps (e.g. 30 150) give untrimmed "
+        "sequences for online detection",
+    )
     p.add_argument("--video", action="store_true", help="also render RGB videos")
     p.add_argument("--video-size", type=int, nargs=2, default=d.video_size, metavar=("H", "W"))
     a = p.parse_args(argv)
@@ -103,6 +115,8 @@ def _synth(argv: Sequence[str]) -> int:
         videos_per_subject=a.videos_per_subject,
         clips_per_video=a.clips_per_video,
         difficulty=a.difficulty,
+        clip_frames=tuple(a.clip_frames),
+        gap_frames=tuple(a.gap_frames),
         video=a.video,
         video_size=tuple(a.video_size),
     )

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-__all__ = ["ClipRecord", "DataFormatError", "OnError", "PathLike"]
+__all__ = ["ClipRecord", "DataFormatError", "OnError", "PathLike", "SequenceRecord"]
 
 PathLike = str | os.PathLike[str]
 OnError = Literal["raise", "warn"]
@@ -75,6 +75,32 @@ class ClipRecord:
         if self.keypoint is not None:
             return int(self.keypoint.shape[0])
         return self.end - self.start + 1
+
+
+@dataclass
+class SequenceRecord:
+    """One untrimmed sequence with all its annotated instances (online recognition).
+
+    Attributes:
+        video_id: the sequence's name (e.g. ``"Sample0036"``).
+        keypoint: ``(T, V, C)`` float32 keypoints of every frame.
+        segments: ``(G, 2)`` int64 ``(start, end)`` frames of the instances, end inclusive.
+        labels: ``(G,)`` int64 0-based class ids.
+        source: path of the keypoint file.
+        subject: subject id, if known.
+    """
+
+    video_id: str
+    keypoint: np.ndarray
+    segments: np.ndarray
+    labels: np.ndarray
+    source: str
+    subject: int | None = None
+
+    @property
+    def num_frames(self) -> int:
+        """Number of frames ``T``."""
+        return int(self.keypoint.shape[0])
 
 
 # Csv helpers shared by the iMiGUE and SMG readers.

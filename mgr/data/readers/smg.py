@@ -35,6 +35,7 @@ from .common import (
     DataFormatError,
     OnError,
     PathLike,
+    SequenceRecord,
     _check_on_error,
     _cut_clips,
     _parse_int,
@@ -50,6 +51,7 @@ __all__ = [
     "SMG_SPLITS",
     "SMG_VALUES_PER_JOINT",
     "find_smg_samples",
+    "load_smg_sequence",
     "load_smg_split",
     "load_smg_subject",
     "read_smg_data_csv",
@@ -315,3 +317,51 @@ def load_smg_split(
             samples[subject], coords=coords, end_inclusive=end_inclusive, on_error=on_error
         )
     ]
+
+
+def load_smg_sequence(
+    sample_dir: PathLike, *, coords: Coords = "world", end_inclusive: bool = False
+) -> SequenceRecord:
+    """One subject's whole sequence with every finelabels instance (online recognition).
+
+    Args:
+        sample_dir: the ``SampleXXXX`` folder.
+        coords: see :func:`load_smg_subject`.
+        end_inclusive: see :func:`load_smg_subject`; segments are stored inclusive.
+
+    Returns:
+        A :class:`SequenceRecord` with ``keypoint (T, 25, C)``.
+
+    Raises:
+        FileNotFoundError: for a missing folder or file.
+        DataFormatError: naming file and row, for a malformed file or an instance past
+            the end of the skeleton.
+    """
+    if coords not in _COORD_CHANNELS:
+        raise ValueError(f"coords must be one of {list(_COORD_CHANNELS)}, got {coords!r}")
+    sample_dir = Path(sample_dir)
+    match = _SAMPLE_DIR_RE.fullmatch(sample_dir.name)
+    if match is None:
+        raise ValueError(f"{sample_dir}: not an SMG sample folder (expected e.g. 'Sample0001')")
+    subject = int(match.group(1))
+    name = f"Sample{subject:04d}"
+    label_path = sample_dir / f"{name}_finelabels.csv"
+    skeleton_path = sample_dir / f"{name}_skeleton.csv"
+    rows = read_smg_finelabels(label_path)
+    skeleton = read_smg_skeleton_csv(skeleton_path)
+    shift = 0 if end_inclusive else 1
+    segments = np.array([(s, e - shift) for _, s, e in rows], dtype=np.int64).reshape(-1, 2)
+    for k, (start, end) in enumerate(segments.tolist(), start=1):
+        if end >= len(skeleton) or end < start:
+            raise DataFormatError(
+                f"{label_path}, row {k}: instance frames {start}..{end} do not fit "
+                f"{skeleton_path} ({len(skeleton)} rows)"
+            )
+    return SequenceRecord(
+        video_id=name,
+        keypoint=np.ascontiguousarray(skeleton[:, :, _COORD_CHANNELS[coords]]),
+        segments=segments,
+        labels=np.array([label for label, _, _ in rows], dtype=np.int64),
+        source=str(skeleton_path),
+        subject=subject,
+    )
