@@ -1,8 +1,10 @@
 """The ``mgr`` command line.
 
 ``mgr fit|validate|test|predict --config experiments/<dataset>/<model>.yaml``
-runs Lightning's CLI with any :class:`~mgr.models.base.Recognizer` as the model
-and any :class:`~mgr.datamodules.base.MicroGestureDataModule` as the data
+runs Lightning's CLI with any :class:`~mgr.models.base.Recognizer` (or the
+:class:`~mgr.models.detector.OnlineDetector`) as the model and any
+:class:`~mgr.datamodules.base.MicroGestureDataModule` (or
+:class:`~mgr.datamodules.online.SMGOnlineDataModule`) as the data
 (subclass mode: ``class_path`` + ``init_args``); ``num_classes`` and the class
 names are linked from the data to the model. Extra subcommands that are not
 Lightning runs:
@@ -26,12 +28,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+import mgr.datamodules
+import mgr.models  # noqa: F401
 from mgr.data.synthetic import SynthMGConfig, generate_synthmg
-from mgr.datamodules.base import MicroGestureDataModule
 from mgr.fusion import fuse_main
-from mgr.models.base import Recognizer
 from mgr.predictions import PredictionWriter
 from mgr.pseudo_label import pseudo_label_main
 
@@ -39,13 +42,18 @@ __all__ = ["MgrCLI", "main"]
 
 
 class MgrCLI(LightningCLI):
-    """LightningCLI over every Recognizer and MicroGestureDataModule, with data -> model links."""
+    """LightningCLI over mgr's modules and datamodules, with data -> model links.
+
+    Any LightningModule / LightningDataModule subclass is accepted (recognizers,
+    the online detector and their datamodules); both must expose
+    ``num_classes`` and ``class_names``, which are linked from the data to the model.
+    """
 
     def __init__(self, args: Sequence[str] | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         super().__init__(
-            Recognizer,
-            MicroGestureDataModule,
+            LightningModule,
+            LightningDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
             args=list(args) if args is not None else None,

@@ -29,6 +29,7 @@ def _root_for(conf: Path, request: pytest.FixtureRequest) -> list[str]:
         ("IMiGUEDataModule", False): "synth_imigue",
         ("IMiGUEDataModule", True): "synth_imigue_rgb",
         ("MA52DataModule", True): "synth_ma52",
+        ("SMGOnlineDataModule", False): "synth_smg",
     }[name, video or name == "MA52DataModule"]
     return ["--data.init_args.root", str(request.getfixturevalue(fixture))]
 
@@ -50,7 +51,11 @@ def test_tiny_configs_run(conf, command, request, tmp_path, monkeypatch):
     assert cli.trainer.state.finished
     if command == "predict":
         preds = cli.trainer.predict_loop.predictions
-        assert preds and preds[0]["probs"].shape[1] == cli.datamodule.num_classes
+        assert preds
+        if "probs" in preds[0]:  # a recognizer: class probabilities per sample
+            assert preds[0]["probs"].shape[1] == cli.datamodule.num_classes
+        else:  # the detector: (start, end, class) per sequence
+            assert {"segments", "scores", "labels", "video_id"} <= set(preds[0][0])
 
 
 @pytest.mark.parametrize("conf", EXPERIMENTS, ids=[str(c.relative_to(REPO)) for c in EXPERIMENTS])

@@ -3,6 +3,13 @@
 from .base import MicroGestureDataModule
 from .imigue import IMiGUEDataModule
 from .ma52 import MA52DataModule
+from .online import SMGOnlineDataModule
 from .smg import SMGDataModule
 
-__all__ = ["IMiGUEDataModule", "MA52DataModule", "MicroGestureDataModule", "SMGDataModule"]
+__all__ = [
+    "IMiGUEDataModule",
+    "MA52DataModule",
+    "MicroGestureDataModule",
+    "SMGDataModule",
+    "SMGOnlineDataModule",
+]

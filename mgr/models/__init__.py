@@ -2,6 +2,7 @@
 
 from .base import Recognizer
 from .checkpoints import LoadReport, load_mmaction_checkpoint
+from .detector import OnlineDetector
 from .poseconv3d import PoseConv3D
 from .rgbposeconv3d import RGBPoseConv3D
 from .stcnn import STCNN
@@ -15,6 +16,7 @@ from .video_checkpoints import (
 __all__ = [
     "STCNN",
     "LoadReport",
+    "OnlineDetector",
     "PoseConv3D",
     "R2Plus1D",
     "RGBPoseConv3D",

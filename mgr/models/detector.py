@@ -1,0 +1,263 @@
+"""Online micro-gesture detection: (start, end, class) in untrimmed sequences.
+
+:class:`OnlineDetector` is the DyFADet-based detector of the online-recognition
+paper (``papers/online-recognition.txt``) in ActionFormer's anchor-free form:
+a masked 1-D embedding of the per-frame input, a feature pyramid of dynamic
+encoder layers, the multi-scale spatial-temporal attention head, per-level
+classification (sigmoid focal loss) and boundary regression (1-D DIoU), and
+Gaussian soft-NMS. The network lives in :mod:`mgr.models.backbones.temporal`,
+targets, losses and post-processing in :mod:`mgr.models.detection`.
+
+The input here is the raw skeleton sequence (``skeleton (B, C, T, V, 1)``
+flattened to ``(B, C*V, T)``), so the whole path runs without a pretrained
+video encoder; the paper feeds VideoMAEv2 window features instead. Time is
+measured in frames: instance ``(start, end)`` with an inclusive end is the
+continuous span ``[start, end + 1)``; detections are reported in the SMG
+start-kit convention ``(start, end_exclusive)`` and scored by :class:`OnlineF1`
+(label match and temporal IoU > 0.3) and :class:`TemporalMAP`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor
+
+from mgr.metrics import OnlineF1, TemporalMAP
+
+from .backbones.temporal import TemporalDetectionNet
+from .detection import assign_targets, detection_loss, make_points, postprocess
+
+__all__ = ["OnlineDetector"]
+
+
+def _default_optimizer(params: Any) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05)
+
+
+class OnlineDetector(LightningModule):
+    """Temporal micro-gesture detector over untrimmed skeleton sequences.
+
+    Batches are those of :class:`~mgr.datamodules.online.SMGOnlineDataModule`:
+    ``skeleton (B, C, T, V, 1)``, ``mask (B, T)``, per-sequence ``segments
+    (G, 2)`` (inclusive ends, window frames) and ``labels (G,)``.
+
+    Args:
+        num_classes: classes to detect (SMG: 17 with non-MG, 16 without).
+        class_names: class names (stored in checkpoints).
+        in_channels: per-frame input size ``C * V`` (Kinect world xyz: 3 * 25).
+        embed_dim: width of the pyramid.
+        num_levels: pyramid levels (level ``l`` has stride ``2**l`` frames).
+        arch: ``"dyn"`` (DyFADet dynamic encoder) or ``"conv"`` (plain conv).
+        msta: use the multi-scale spatial-temporal attention head (paper §3.4).
+        regression_ranges: per level, the instance lengths (frames) it predicts;
+            ``None``: ``(0, 8), (8, 16), (16, 32), ...`` doubling, last open.
+        center_sample_radius: ActionFormer's centre sampling radius (strides).
+        drop_path: stochastic depth of the encoder layers.
+        pre_nms_thresh: class probability below which points are not decoded.
+        nms: ``"soft"`` (Gaussian soft-NMS, ActionFormer/DyFADet) or ``"hard"``.
+        nms_sigma: soft-NMS ``sigma`` in ``exp(-iou^2 / sigma)``.
+        min_score: detections below this score are dropped.
+        max_detections: detections kept per sequence.
+        iou_threshold: temporal IoU of a hit for the SMG F1 (start kit: 0.3, strict).
+        f1_min_score: detections scored by the F1 need at least this score (the F1
+            counts every prediction, so it needs an operating point; mAP ranks all).
+        optimizer: optimizer factory (default AdamW lr 1e-3, wd 0.05).
+        scheduler: learning-rate scheduler factory, stepped per epoch.
+    """
+
+    input_keys = ("skeleton",)
+
+    def __init__(
+        self,
+        num_classes: int,
+        class_names: Sequence[str] | None = None,
+        in_channels: int = 75,
+        embed_dim: int = 128,
+        num_levels: int = 6,
+        arch: Literal["dyn", "conv"] = "dyn",
+        msta: bool = True,
+        regression_ranges: list[tuple[float, float]] | None = None,
+        center_sample_radius: float = 1.5,
+        drop_path: float = 0.1,
+        pre_nms_thresh: float = 0.001,
+        nms: Literal["soft", "hard"] = "soft",
+        nms_sigma: float = 0.5,
+        min_score: float = 0.01,
+        max_detections: int = 200,
+        iou_threshold: float = 0.3,
+        f1_min_score: float = 0.3,
+        optimizer: OptimizerCallable = _default_optimizer,
+        scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        if regression_ranges is None:
+            regression_ranges = [(0.0, 8.0)] + [
+                (8.0 * 2 ** (i - 1), 8.0 * 2**i if i < num_levels - 1 else 1e4)
+                for i in range(1, num_levels)
+            ]
+        if len(regression_ranges) != num_levels:
+            raise ValueError(f"{len(regression_ranges)} regression ranges for {num_levels} levels")
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.hparams["regression_ranges"] = [tuple(map(float, r)) for r in regression_ranges]
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.net = TemporalDetectionNet(
+            in_channels,
+            num_classes,
+            embed_dim=embed_dim,
+            num_levels=num_levels,
+            arch=arch,
+            msta=msta,
+            drop_path=drop_path,
+        )
+        # ActionFormer normalises the losses by an EMA of the number of positives.
+        self.register_buffer("loss_normalizer", torch.tensor(100.0))
+        self.metrics = torch.nn.ModuleDict(
+            {
+                "f1": OnlineF1(iou_threshold=iou_threshold, one_to_one=True),
+                "f1_startkit": OnlineF1(iou_threshold=iou_threshold, one_to_one=False),
+                "map": TemporalMAP(),
+            }
+        )
+
+    # ------------------------------------------------------------------ network
+    def _inputs(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
+        skeleton = batch["skeleton"]
+        if skeleton.ndim != 5:
+            raise ValueError(f"expected skeleton (B, C, T, V, M), got {tuple(skeleton.shape)}")
+        b, c, t, v, m = skeleton.shape
+        x = skeleton.permute(0, 1, 3, 4, 2).reshape(b, c * v * m, t)
+        if x.shape[1] != self.hparams.in_channels:
+            raise ValueError(
+                f"in_channels={self.hparams.in_channels} but the skeleton has C*V*M = {x.shape[1]}"
+            )
+        return x, batch["mask"]
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Per-point class logits ``(B, N, K)`` and offsets ``(B, N, 2)`` of all levels."""
+        x, mask = self._inputs(batch)
+        return self.net(x, mask)
+
+    def _points(self, lengths: Sequence[int], device: torch.device) -> Tensor:
+        return make_points(lengths, self.net.strides, self.hparams.regression_ranges, device=device)
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """Focal + DIoU losses on the points of every level."""
+        out = self(batch)
+        points = self._points(out["lengths"], out["cls_logits"].device)
+        cls_t, reg_t = [], []
+        for seg, lab in zip(batch["segments"], batch["labels"], strict=True):
+            # Inclusive frame ends -> continuous spans [start, end + 1).
+            spans = seg.to(points) + torch.tensor([0.0, 1.0], device=points.device)
+            c, r = assign_targets(
+                points, spans, lab.to(points.device), self.hparams.num_classes,
+                center_sample_radius=self.hparams.center_sample_radius,
+            )  # fmt: skip
+            cls_t.append(c)
+            reg_t.append(r)
+        cls_t, reg_t = torch.stack(cls_t), torch.stack(reg_t)
+        num_pos = (cls_t.sum(-1) > 0) & out["mask"]
+        if self.training:
+            self.loss_normalizer.mul_(0.9).add_(0.1 * max(float(num_pos.sum()), 1.0))
+        losses = detection_loss(
+            out["cls_logits"], out["offsets"], out["mask"], cls_t, reg_t,
+            normalizer=float(self.loss_normalizer),
+        )  # fmt: skip
+        self.log_dict(
+            {f"train/{k}": v for k, v in losses.items() if k != "num_pos"},
+            batch_size=len(batch["segments"]),
+        )
+        return losses["loss"]
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def detect(self, batch: dict[str, Any]) -> list[dict[str, Tensor]]:
+        """Detections per sequence of the batch.
+
+        Returns:
+            Per sequence: ``segments (D, 2)`` ``(start, end_exclusive)`` frames
+            (integers, clipped to the sequence), ``scores (D,)``, ``labels (D,)``.
+        """
+        hp = self.hparams
+        out = self(batch)
+        points = self._points(out["lengths"], out["cls_logits"].device)
+        results = []
+        for i in range(out["cls_logits"].shape[0]):
+            segs, scores, labels = postprocess(
+                points, out["cls_logits"][i], out["offsets"][i], out["mask"][i],
+                pre_nms_thresh=hp.pre_nms_thresh, nms=hp.nms, sigma=hp.nms_sigma,
+                min_score=hp.min_score, max_detections=hp.max_detections,
+            )  # fmt: skip
+            length = int(batch["mask"][i].sum())
+            segs = segs.round().clamp(0, length)
+            keep = segs[:, 1] > segs[:, 0]
+            results.append(
+                {"segments": segs[keep].long(), "scores": scores[keep], "labels": labels[keep]}
+            )
+        return results
+
+    def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
+        preds = self.detect(batch)
+        targets = [
+            {"segments": seg + torch.tensor([0, 1], device=seg.device), "labels": lab}
+            for seg, lab in zip(batch["segments"], batch["labels"], strict=True)
+        ]
+        self.metrics["map"].update(preds, targets)
+        confident = [
+            {k: v[p["scores"] >= self.hparams.f1_min_score] for k, v in p.items()} for p in preds
+        ]
+        self.metrics["f1"].update(confident, targets)
+        self.metrics["f1_startkit"].update(confident, targets)
+
+    def _log_metrics(self, stage: str) -> None:
+        f1 = self.metrics["f1"].compute()
+        startkit = self.metrics["f1_startkit"].compute()
+        maps = self.metrics["map"].compute()
+        values = {
+            f"{stage}/f1": f1["f1"],
+            f"{stage}/precision": f1["precision"],
+            f"{stage}/recall": f1["recall"],
+            f"{stage}/f1_startkit": startkit["f1"],
+            **{f"{stage}/{k}": v for k, v in maps.items()},
+        }
+        self.log_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in values.items()})
+        for metric in self.metrics.values():
+            metric.reset()
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Accumulate the SMG F1 (both matching modes) and temporal mAP."""
+        self._evaluate(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        """Log ``val/f1``, ``val/f1_startkit``, ``val/mAP`` ..."""
+        self._log_metrics("val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Accumulate the test metrics."""
+        self._evaluate(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        """Log ``test/f1``, ``test/f1_startkit``, ``test/mAP`` ..."""
+        self._log_metrics("test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        """Detections with their sequence ids and frame offsets."""
+        return [
+            {**det, "video_id": vid, "offset": int(off)}
+            for det, vid, off in zip(
+                self.detect(batch), batch["video_id"], batch["offset"], strict=True
+            )
+        ]
+
+    def configure_optimizers(self) -> Any:
+        """The configured optimizer (and per-epoch scheduler)."""
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
