@@ -13,6 +13,8 @@ Lightning runs:
 * ``mgr prepare --dataset imigue --root RAW --out CACHE``: parse a raw release once
   into a fast cache (``cache_dir`` of the DataModules), or, with
   ``--format posec3d``, into PoseC3D/pyskl pickles.
+* ``mgr detect --ckpt DET.ckpt --input SampleXXXX --out preds.csv``: online detection
+  in one untrimmed sequence (``mgr.detect``).
 * ``mgr fuse --preds A B ... --out DIR``: late fusion of prediction sets (``mgr.fusion``).
 * ``mgr pseudo-label --preds DIR --out FILE``: cross-modal pseudo-labels (``mgr.pseudo_label``).
 
@@ -183,8 +185,15 @@ def _prepare(argv: Sequence[str]) -> int:
     return 0
 
 
+def _detect(argv: Sequence[str]) -> int:
+    from mgr.detect import detect_main
+
+    return detect_main(argv)
+
+
 _EXTRA = {
     "synth": _synth,
+    "detect": _detect,
     "prepare": _prepare,
     "fuse": fuse_main,
     "pseudo-label": pseudo_label_main,
@@ -202,6 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "usage: mgr {fit,validate,test,predict} --config CONFIG.yaml [options]\n"
             "       mgr synth --layout {imigue,smg,ma52} --out DIR [--seed N] [--video]\n"
             "       mgr prepare --dataset {imigue,smg,ma52} --root RAW --out CACHE\n"
+            "       mgr detect --ckpt DET.ckpt --input SampleXXXX --out preds.csv\n"
             "       mgr fuse --preds DIR [DIR ...] --out DIR\n"
             "       mgr pseudo-label --preds DIR --split test --alpha 0.65 --out FILE.json\n\n"
             "Lightning subcommands take every option of LightningCLI "

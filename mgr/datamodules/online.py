@@ -19,12 +19,24 @@ from mgr.data.samplers import repetition_factors
 from mgr.data.transforms.pose import normalize_skeleton
 from mgr.skeletons import get_layout
 
-__all__ = ["SMGOnlineDataModule", "SequenceWindows", "collate_sequences"]
+__all__ = ["SMGOnlineDataModule", "SequenceWindows", "collate_sequences", "normalize_sequence"]
 
 log = logging.getLogger(__name__)
 
 #: SMG's non-micro-gesture class (0-based; raw id 17, "Illustrative hand gestures").
 SMG_NON_MG = 16
+
+
+def normalize_sequence(keypoint: np.ndarray) -> np.ndarray:
+    """Kinect-v2 keypoints ``(T, 25, C)`` centred on SpineMid per frame, in shoulder widths.
+
+    The detector's input normalisation, shared by the datamodule and ``mgr detect``.
+    """
+    layout = get_layout("kinect_v2_25")
+    shoulders = (layout.joints.index("ShoulderLeft"), layout.joints.index("ShoulderRight"))
+    return normalize_skeleton(
+        keypoint, layout.center, scale_joints=shoulders, center_mode="frame"
+    ).astype(np.float32)
 
 
 class SequenceWindows(Dataset):
@@ -247,8 +259,6 @@ class SMGOnlineDataModule(LightningDataModule):
                 f"{self.root}; found subjects {list(samples)}"
             )
         out = []
-        shoulders = (self.layout.joints.index("ShoulderLeft"),
-                     self.layout.joints.index("ShoulderRight"))  # fmt: skip
         for s in self.subjects[split]:
             seq = load_smg_sequence(
                 samples[s], coords=self.coords, end_inclusive=self.end_inclusive
@@ -256,9 +266,7 @@ class SMGOnlineDataModule(LightningDataModule):
             if self.non_mg == "background":
                 keep = seq.labels != SMG_NON_MG
                 seq.segments, seq.labels = seq.segments[keep], seq.labels[keep]
-            seq.keypoint = normalize_skeleton(
-                seq.keypoint, self.layout.center, scale_joints=shoulders, center_mode="frame"
-            ).astype(np.float32)
+            seq.keypoint = normalize_sequence(seq.keypoint)
             out.append(seq)
         self.sequences[split] = out
         log.info("%s %s: %d sequences", type(self).__name__, split, len(out))
