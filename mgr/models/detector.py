@@ -202,6 +202,22 @@ class OnlineDetector(LightningModule):
             )
         return results
 
+    def stream(self, skeleton: Tensor, **kwargs: Any) -> tuple[list, dict[str, float]]:
+        """Streaming inference over one sequence (see :mod:`mgr.models.streaming`).
+
+        Args:
+            skeleton: ``(C, T, V, 1)`` normalised keypoints of the whole stream.
+            **kwargs: ``chunk``, ``context``, ``lookahead``, ``min_score`` of
+                :class:`~mgr.models.streaming.StreamingDetector`.
+
+        Returns:
+            The detections in emission order and latency statistics (frames from
+            an instance's end to its emission).
+        """
+        from .streaming import stream_sequence
+
+        return stream_sequence(self, skeleton, **kwargs)
+
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
         preds = self.detect(batch)
         targets = [

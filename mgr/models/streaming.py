@@ -22,8 +22,12 @@ each detection once, as soon as later frames can no longer change it. Design:
   ``context - 2 * lookahead - chunk`` frames can only be emitted truncated.
 * **Deduplication.** The same instance is found again by later runs. Candidates
   are visited by decreasing score and dropped when their temporal IoU
-  (:func:`mgr.metrics.temporal_iou`) with an already emitted detection of the
-  same label is above ``dedup_iou`` (0.5): the first emission is kept, never revised.
+  (:func:`mgr.metrics.temporal_iou`, intersection over hull) with an already
+  emitted detection of the same label is above ``dedup_iou`` (0.5): the first
+  emission is kept, never revised.
+  A detection is also emitted late when the model finds it (above ``min_score``)
+  only in a later run than the one in which its end became final; such late ones
+  are mostly weak (the latency bound holds for stable detections, not for these).
 * **End of stream.** :meth:`StreamingDetector.flush` runs on the buffer once
   more and treats every remaining detection as final (``emitted_at`` = frames seen).
 
@@ -39,14 +43,13 @@ shoulder scaling of :class:`~mgr.datamodules.online.SMGOnlineDataModule`).
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
-
-from mgr.metrics import temporal_iou
 
 from .detector import OnlineDetector
 
@@ -205,7 +208,15 @@ class StreamingDetector:
             "skeleton": self._buffer[None],
             "mask": torch.ones(1, length, dtype=torch.bool, device=self._buffer.device),
         }
-        (det,) = self.model.detect(batch)
+        # Candidates below min_score can neither be emitted nor decay others in soft-NMS,
+        # so raising the pre-NMS threshold to it gives the same detections, faster.
+        hp = self.model.hparams
+        saved = hp.pre_nms_thresh
+        hp.pre_nms_thresh = max(float(saved), math.nextafter(self.min_score, -math.inf))
+        try:
+            (det,) = self.model.detect(batch)
+        finally:
+            hp.pre_nms_thresh = saved
         segs = det["segments"].cpu() + offset
         scores, labels = det["scores"].float().cpu(), det["labels"].cpu()
         keep = scores >= self.min_score
@@ -221,17 +232,21 @@ class StreamingDetector:
         for i in order.tolist():
             start, end = (int(x) for x in segs[i])
             label = int(labels[i])
-            same = [d for d in self._recent if d.label == label]
-            if same:
-                iou = temporal_iou(
-                    torch.tensor([[start, end]]), torch.tensor([[d.start, d.end] for d in same])
-                )
-                if bool((iou > self.dedup_iou).any()):
-                    continue
+            if any(
+                d.label == label and _tiou(start, end, d.start, d.end) > self.dedup_iou
+                for d in self._recent
+            ):
+                continue
             d = Detection(start, end, label, float(scores[i]), self.frames_seen)
             self._recent.append(d)
             new.append(d)
         return sorted(new, key=lambda d: (d.start, d.end))
+
+
+def _tiou(s1: int, e1: int, s2: int, e2: int) -> float:
+    """:func:`mgr.metrics.temporal_iou` of two segments (intersection over hull)."""
+    hull = max(e1, e2) - min(s1, s2)
+    return max(0, min(e1, e2) - max(s1, s2)) / hull if hull > 0 else 0.0
 
 
 def detections_to_dict(detections: list[Detection]) -> dict[str, Tensor]:
