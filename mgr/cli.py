@@ -13,8 +13,11 @@ Lightning runs:
 * ``mgr prepare --dataset imigue --root RAW --out CACHE``: parse a raw release once
   into a fast cache (``cache_dir`` of the DataModules), or, with
   ``--format posec3d``, into PoseC3D/pyskl pickles.
-* ``mgr detect --ckpt DET.ckpt --input SampleXXXX --out preds.csv``: online detection
-  in one untrimmed sequence (``mgr.detect``).
+* ``mgr detect --ckpt DET.ckpt --input SampleXXXX --out preds.csv [--recognizer REC.ckpt]``:
+  online detection in one untrimmed sequence (``mgr.detect``).
+* ``mgr extract-features --ckpt REC.ckpt --data CONFIG.yaml --window 16 --stride 4 --out DIR``:
+  a recognizer's features over sliding windows of every long sequence (``mgr.features``),
+  the input of a detector trained with ``features_dir``.
 * ``mgr fuse --preds A B ... --out DIR``: late fusion of prediction sets (``mgr.fusion``).
 * ``mgr pseudo-label --preds DIR --out FILE``: cross-modal pseudo-labels (``mgr.pseudo_label``).
 
@@ -191,9 +194,16 @@ def _detect(argv: Sequence[str]) -> int:
     return detect_main(argv)
 
 
+def _extract_features(argv: Sequence[str]) -> int:
+    from mgr.features import extract_features_main
+
+    return extract_features_main(argv)
+
+
 _EXTRA = {
     "synth": _synth,
     "detect": _detect,
+    "extract-features": _extract_features,
     "prepare": _prepare,
     "fuse": fuse_main,
     "pseudo-label": pseudo_label_main,
@@ -211,7 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "usage: mgr {fit,validate,test,predict} --config CONFIG.yaml [options]\n"
             "       mgr synth --layout {imigue,smg,ma52} --out DIR [--seed N] [--video]\n"
             "       mgr prepare --dataset {imigue,smg,ma52} --root RAW --out CACHE\n"
-            "       mgr detect --ckpt DET.ckpt --input SampleXXXX --out preds.csv\n"
+            "       mgr detect --ckpt DET.ckpt --input SampleXXXX --out preds.csv "
+            "[--recognizer REC.ckpt]\n"
+            "       mgr extract-features --ckpt REC.ckpt --data CONFIG.yaml --window 16 "
+            "--stride 4 --out DIR\n"
             "       mgr fuse --preds DIR [DIR ...] --out DIR\n"
             "       mgr pseudo-label --preds DIR --split test --alpha 0.65 --out FILE.json\n\n"
             "Lightning subcommands take every option of LightningCLI "

@@ -3,13 +3,15 @@
 from .base import MicroGestureDataModule
 from .imigue import IMiGUEDataModule
 from .ma52 import MA52DataModule
-from .online import SMGOnlineDataModule
+from .online import IMiGUEOnlineDataModule, OnlineDataModule, SMGOnlineDataModule
 from .smg import SMGDataModule
 
 __all__ = [
     "IMiGUEDataModule",
+    "IMiGUEOnlineDataModule",
     "MA52DataModule",
     "MicroGestureDataModule",
+    "OnlineDataModule",
     "SMGDataModule",
     "SMGOnlineDataModule",
 ]

@@ -1,11 +1,28 @@
-"""Untrimmed SMG sequences for online micro-gesture detection."""
+"""Untrimmed sequences (SMG, iMiGUE) for online micro-gesture detection.
+
+Two inputs are served, chosen by ``features_dir``:
+
+* raw skeletons (default): ``skeleton (B, C, T, V, 1)`` of normalised keypoints, one
+  step per frame;
+* recognizer features (``features_dir``, written by ``mgr extract-features``):
+  ``features (B, D, N)``, one step per sliding window of the recognizer, at the
+  window-centre rate (``stride`` frames per step). Step ``i`` owns the frames
+  nearest to its window centre ``centers[i]`` (:func:`mgr.features.step_boundaries`);
+  instances are converted to the steps whose frames they cover
+  (:func:`mgr.features.frames_to_steps`) for training, and the detector converts
+  its detections back to frames (:func:`mgr.features.steps_to_frames`) with the
+  ``centers (B, N)`` and ``num_frames (B,)`` of the batch, so evaluation and
+  ``predict`` are in frames, comparable with the raw-skeleton detector.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -14,17 +31,39 @@ from torch.utils.data import DataLoader, Dataset
 
 from mgr.classes import get_classes
 from mgr.data.readers.common import SequenceRecord
+from mgr.data.readers.imigue import (
+    IMIGUE_SPLIT_DIRS,
+    MIGA_TEST_VIDEOS,
+    MIGA_TRAIN_VIDEOS,
+    MIGA_VAL_VIDEOS,
+    _video_dirs,
+    find_imigue_videos,
+    load_imigue_sequence,
+)
 from mgr.data.readers.smg import SMG_SPLITS, find_smg_samples, load_smg_sequence
 from mgr.data.samplers import repetition_factors
 from mgr.data.transforms.pose import normalize_skeleton
+from mgr.features import frames_to_steps, read_feature_meta, read_features
 from mgr.skeletons import get_layout
 
-__all__ = ["SMGOnlineDataModule", "SequenceWindows", "collate_sequences", "normalize_sequence"]
+__all__ = [
+    "IMIGUE_NON_MG",
+    "SMG_NON_MG",
+    "FeatureSequence",
+    "IMiGUEOnlineDataModule",
+    "OnlineDataModule",
+    "SMGOnlineDataModule",
+    "SequenceWindows",
+    "collate_sequences",
+    "normalize_sequence",
+]
 
 log = logging.getLogger(__name__)
 
 #: SMG's non-micro-gesture class (0-based; raw id 17, "Illustrative hand gestures").
 SMG_NON_MG = 16
+#: iMiGUE's non-micro-gesture class (0-based; raw id 99, "Illustrative body language").
+IMIGUE_NON_MG = 31
 
 
 def normalize_sequence(keypoint: np.ndarray) -> np.ndarray:
@@ -39,6 +78,24 @@ def normalize_sequence(keypoint: np.ndarray) -> np.ndarray:
     ).astype(np.float32)
 
 
+@dataclass
+class FeatureSequence(SequenceRecord):
+    """A sequence as recognizer features: one step per sliding window.
+
+    ``keypoint`` holds the features ``(N, D)`` (so window logic is shared with raw
+    sequences) and ``segments`` the instances in steps (inclusive).
+
+    Attributes:
+        centers: ``(N,)`` frame of each window centre.
+        total_frames: frames of the underlying video.
+        frame_segments: ``(G, 2)`` the instances in frames (inclusive ends).
+    """
+
+    centers: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    total_frames: int = 0
+    frame_segments: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+
+
 class SequenceWindows(Dataset):
     """Fixed-length windows of untrimmed sequences with the instances inside them.
 
@@ -48,13 +105,17 @@ class SequenceWindows(Dataset):
     the window are clipped to it and kept if at least ``min_overlap`` of them
     remains. Evaluation serves each whole sequence once.
 
-    Items: ``skeleton (C, T, V, 1)``, ``mask (T,)`` bool, ``segments (G, 2)``
-    int64 (inclusive, window frames), ``labels (G,)``, ``video_id``, ``offset``
-    (first frame of the window in the sequence).
+    Items: ``skeleton (C, T, V, 1)`` (or, for :class:`FeatureSequence`,
+    ``features (D, N)``), ``mask (T,)`` bool, ``segments (G, 2)`` int64
+    (inclusive, window steps), ``labels (G,)``, ``video_id``, ``offset`` (first
+    step of the window in the sequence). Feature sequences add ``centers (T,)``,
+    ``num_frames`` and ``frame_segments (G, 2)`` (whole sequences only: the
+    frame-unit instances scored at evaluation).
 
     Args:
         sequences: the untrimmed sequences (keypoints already normalised).
-        window: frames per training window (sequences are padded up to it).
+        window: steps (frames, or feature steps) per training window (sequences
+            are padded up to it).
         train: random windows (training) or whole sequences.
         windows_per_sequence: training windows per sequence and epoch.
         instance_weights: per sequence, ``(G,)`` weights of centring a window on
@@ -108,17 +169,32 @@ class SequenceWindows(Dataset):
             kp = np.concatenate([kp, np.zeros((self.window - length, *kp.shape[1:]), kp.dtype)])
         mask = torch.zeros(len(kp), dtype=torch.bool)
         mask[:length] = True
-        return {
-            "skeleton": torch.from_numpy(np.ascontiguousarray(kp.transpose(2, 0, 1)[..., None])),
+        item: dict[str, Any] = {
             "mask": mask,
             "segments": torch.from_numpy(segments),
             "labels": torch.from_numpy(labels),
             "video_id": seq.video_id,
             "offset": start,
         }
+        if isinstance(seq, FeatureSequence):
+            item["features"] = torch.from_numpy(np.ascontiguousarray(kp.T))  # (D, T)
+            centers = np.zeros(len(kp), np.int64)
+            centers[:length] = seq.centers[start:stop]
+            item["centers"] = torch.from_numpy(centers)
+            item["num_frames"] = seq.total_frames
+            whole = start == 0 and stop >= seq.num_frames
+            # Frame-unit instances only make sense for the whole sequence (evaluation).
+            item["frame_segments"] = torch.from_numpy(
+                seq.frame_segments if whole else np.zeros((0, 2), np.int64)
+            )
+        else:
+            item["skeleton"] = torch.from_numpy(
+                np.ascontiguousarray(kp.transpose(2, 0, 1)[..., None])
+            )
+        return item
 
     def _clip(self, seq: SequenceRecord, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        """Instances inside ``[start, stop)``, clipped, in window frames."""
+        """Instances inside ``[start, stop)``, clipped, in window steps."""
         seg = seq.segments.astype(np.int64)
         clipped = np.stack([np.maximum(seg[:, 0], start), np.minimum(seg[:, 1], stop - 1)], 1)
         inside = (clipped[:, 1] - clipped[:, 0] + 1) >= self.min_overlap * (
@@ -132,145 +208,192 @@ def collate_sequences(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Pad sequences to the longest in the batch; instances stay lists (one tensor per item).
 
     Returns:
-        ``skeleton (B, C, T, V, 1)``, ``mask (B, T)``, ``segments`` and ``labels``
-        (lists of ``(G_i, 2)`` / ``(G_i,)``), ``video_id`` (list), ``offset (B,)``.
+        ``skeleton (B, C, T, V, 1)`` or ``features (B, D, T)``, ``mask (B, T)``,
+        ``segments`` and ``labels`` (lists of ``(G_i, 2)`` / ``(G_i,)``),
+        ``video_id`` (list), ``offset (B,)``; with features also ``centers (B, T)``
+        (0 in the padding), ``num_frames (B,)`` and ``frame_segments`` (list).
     """
-    length = max(s["skeleton"].shape[1] for s in samples)
-    skeleton = torch.zeros(len(samples), *samples[0]["skeleton"].shape[:1], length,
-                           *samples[0]["skeleton"].shape[2:])  # fmt: skip
+    key = "features" if "features" in samples[0] else "skeleton"
+    length = max(s[key].shape[1] for s in samples)
+    first = samples[0][key]
+    inputs = torch.zeros(len(samples), first.shape[0], length, *first.shape[2:])
     mask = torch.zeros(len(samples), length, dtype=torch.bool)
     for i, s in enumerate(samples):
-        t = s["skeleton"].shape[1]
-        skeleton[i, :, :t] = s["skeleton"]
+        t = s[key].shape[1]
+        inputs[i, :, :t] = s[key]
         mask[i, :t] = s["mask"]
-    return {
-        "skeleton": skeleton,
+    batch = {
+        key: inputs,
         "mask": mask,
         "segments": [s["segments"] for s in samples],
         "labels": [s["labels"] for s in samples],
         "video_id": [s["video_id"] for s in samples],
         "offset": torch.tensor([s["offset"] for s in samples], dtype=torch.long),
     }
+    if key == "features":
+        centers = torch.zeros(len(samples), length, dtype=torch.long)
+        for i, s in enumerate(samples):
+            centers[i, : len(s["centers"])] = s["centers"]
+        batch["centers"] = centers
+        batch["num_frames"] = torch.tensor([s["num_frames"] for s in samples], dtype=torch.long)
+        batch["frame_segments"] = [s["frame_segments"] for s in samples]
+    return batch
 
 
-class SMGOnlineDataModule(LightningDataModule):
-    """Whole SMG sequences and their micro-gesture instances, for temporal detection.
+class OnlineDataModule(LightningDataModule):
+    """Base of the untrimmed-sequence datamodules: windows, repetition, features, loaders.
 
-    Reads the raw SMG layout (``SampleXXXX/SampleXXXX_{skeleton,finelabels}.csv``;
-    SynthMG writes it) with the cross-subject splits of :class:`SMGDataModule`.
-    Keypoints are centred on SpineMid in every frame and divided by the
-    sequence's median shoulder width, so the detector sees the body's motion,
-    not where the subject sits.
+    Subclasses read a split's raw sequences (:meth:`read_sequences`) and
+    normalise keypoints (:meth:`normalize`); this class drops non-MG
+    instances if asked, swaps the keypoints for recognizer features with
+    ``features_dir`` (see the module docstring) and serves the loaders.
 
     Args:
         root: release folder.
-        split: ``"miga"`` (1-30 / 31-35 / 36-40) or ``"official"`` (1-35 / 36-40;
-            val = test).
-        coords: ``"world"`` (Kinect xyz) or ``"pixel"`` (colour-image xy).
-        end_inclusive: whether a finelabels end frame belongs to the instance.
-        train_subjects: override the preset's training subjects.
-        val_subjects: override the preset's validation subjects.
-        test_subjects: override the preset's test subjects.
-        non_mg: the non-micro-gesture class (SMG raw id 17): ``"detect"`` keeps it
-            as class 16 of 17, as the SMG start kit (``class_count 17``) and the
-            online-recognition paper (17 categories) do; ``"background"`` drops its
-            instances, leaving 16 classes of micro-gestures to detect.
-        window: frames per training window.
+        non_mg: ``"detect"`` keeps the non-micro-gesture class as the last class;
+            ``"background"`` drops its instances.
+        window: frames per training window. With ``features_dir`` it is
+            converted to ``ceil(window / stride)`` feature steps, so a config
+            keeps its temporal context when it switches input.
         windows_per_sequence: training windows per sequence and epoch.
         repeat_alpha: rare-class repetition (online-recognition paper eq. 1):
             windows are centred on instances drawn with weight ``R_c`` (the
             class's repetition factor) instead of placed uniformly; ``None``: off.
         batch_size: training windows per batch (evaluation: one sequence per batch).
         num_workers: DataLoader workers.
+        features_dir: a folder written by ``mgr extract-features`` (one
+            ``<video>.npz`` per sequence + ``meta.json``): the detector's input
+            becomes those features (``features (B, D, N)``); ``None``: raw skeletons.
     """
 
-    dataset = "smg"
+    #: dataset key of :func:`mgr.classes.get_classes`.
+    dataset: ClassVar[str]
+    #: 0-based id of the non-micro-gesture class (the last class).
+    non_mg_class: ClassVar[int]
 
     def __init__(
         self,
         root: str | Path,
-        split: Literal["miga", "official"] = "miga",
-        coords: Literal["world", "pixel"] = "world",
-        end_inclusive: bool = False,
-        train_subjects: list[int] | None = None,
-        val_subjects: list[int] | None = None,
-        test_subjects: list[int] | None = None,
         non_mg: Literal["detect", "background"] = "detect",
         window: int = 512,
         windows_per_sequence: int = 8,
         repeat_alpha: float | None = None,
         batch_size: int = 4,
         num_workers: int = 0,
+        features_dir: str | Path | None = None,
     ) -> None:
         super().__init__()
-        if split not in SMG_SPLITS:
-            raise ValueError(f"split must be one of {sorted(SMG_SPLITS)}, got {split!r}")
         if non_mg not in ("detect", "background"):
             raise ValueError(f"non_mg must be 'detect' or 'background', got {non_mg!r}")
         if window < 8 or windows_per_sequence < 1 or batch_size < 1:
             raise ValueError("window >= 8, windows_per_sequence >= 1 and batch_size >= 1")
         self.root = Path(root)
-        self.coords = coords
-        self.end_inclusive = end_inclusive
-        preset = SMG_SPLITS[split]
-        self.subjects = {
-            "train": list(train_subjects or preset["train"]),
-            "val": list(val_subjects or preset["val"]),
-            "test": list(test_subjects or preset["test"]),
-        }
         self.non_mg = non_mg
         self.window = window
         self.windows_per_sequence = windows_per_sequence
         self.repeat_alpha = repeat_alpha
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.layout = get_layout("kinect_v2_25")
+        self.features_dir = Path(features_dir) if features_dir is not None else None
+        self.feature_meta: dict[str, Any] | None = None
+        if self.features_dir is not None:
+            self.feature_meta = read_feature_meta(self.features_dir)
+            if self.feature_meta["source"]["dataset"] != self.dataset:
+                raise ValueError(
+                    f"{self.features_dir / 'meta.json'}: features of a "
+                    f"{self.feature_meta['source']['dataset']!r} release, but "
+                    f"{type(self).__name__} reads {self.dataset!r}"
+                )
         self.sequences: dict[str, list[SequenceRecord]] = {}
 
-    @property
-    def num_classes(self) -> int:
-        """17 with the non-MG class detected, 16 without."""
-        return 17 if self.non_mg == "detect" else 16
+    # ---------------------------------------------------------------- to override
+    def read_sequences(self, split: str) -> list[SequenceRecord]:
+        """A split's raw sequences (keypoints in the reader's layout, every instance)."""
+        raise NotImplementedError
 
-    @property
-    def class_names(self) -> list[str]:
-        """Class names, index = 0-based label."""
-        return list(get_classes("smg").names)[: self.num_classes]
+    def normalize(self, keypoint: np.ndarray) -> np.ndarray:
+        """The detector's input normalisation of raw keypoints ``(T, V_parent, C)``."""
+        raise NotImplementedError
 
     @property
     def num_channels(self) -> int:
         """Skeleton channels ``C``."""
-        return 3 if self.coords == "world" else 2
+        raise NotImplementedError
 
     @property
     def num_joints(self) -> int:
-        """Joints ``V`` (Kinect v2: 25)."""
-        return self.layout.num_joints
+        """Skeleton joints ``V`` after :meth:`normalize`."""
+        raise NotImplementedError
 
+    # ---------------------------------------------------------------- properties
+    @property
+    def num_classes(self) -> int:
+        """All classes with the non-MG class detected, one fewer without."""
+        return self.non_mg_class + (1 if self.non_mg == "detect" else 0)
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names, index = 0-based label."""
+        return list(get_classes(self.dataset).names)[: self.num_classes]
+
+    @property
+    def input_key(self) -> Literal["skeleton", "features"]:
+        """Batch key of the detector's input."""
+        return "skeleton" if self.features_dir is None else "features"
+
+    @property
+    def in_channels(self) -> int:
+        """Per-step input size of the detector: ``C * V``, or the feature size ``D``."""
+        if self.feature_meta is not None:
+            return int(self.feature_meta["dim"])
+        return self.num_channels * self.num_joints
+
+    @property
+    def steps_window(self) -> int:
+        """Training window in input steps (frames, or feature steps)."""
+        if self.feature_meta is None:
+            return self.window
+        return max(1, math.ceil(self.window / int(self.feature_meta["stride"])))
+
+    # ---------------------------------------------------------------- loading
     def load_sequences(self, split: str) -> list[SequenceRecord]:
-        """Read and normalise one split's sequences (cached)."""
+        """Read and normalise one split's sequences (cached); features with ``features_dir``."""
         if split in self.sequences:
             return self.sequences[split]
-        samples = find_smg_samples(self.root)
-        missing = [s for s in self.subjects[split] if s not in samples]
-        if missing:
-            raise FileNotFoundError(
-                f"SMG subjects {missing} of split {split!r} have no Sample folder under "
-                f"{self.root}; found subjects {list(samples)}"
-            )
-        out = []
-        for s in self.subjects[split]:
-            seq = load_smg_sequence(
-                samples[s], coords=self.coords, end_inclusive=self.end_inclusive
-            )
+        out: list[SequenceRecord] = []
+        for seq in self.read_sequences(split):
             if self.non_mg == "background":
-                keep = seq.labels != SMG_NON_MG
+                keep = seq.labels != self.non_mg_class
                 seq.segments, seq.labels = seq.segments[keep], seq.labels[keep]
-            seq.keypoint = normalize_sequence(seq.keypoint)
-            out.append(seq)
+            if self.features_dir is None:
+                seq.keypoint = self.normalize(seq.keypoint)
+                out.append(seq)
+            else:
+                out.append(self._feature_sequence(seq))
         self.sequences[split] = out
         log.info("%s %s: %d sequences", type(self).__name__, split, len(out))
         return out
+
+    def _feature_sequence(self, seq: SequenceRecord) -> FeatureSequence:
+        assert self.features_dir is not None
+        features, centers, num_frames = read_features(self.features_dir, seq.video_id)
+        if num_frames != seq.num_frames:
+            raise ValueError(
+                f"{self.features_dir / (seq.video_id + '.npz')}: features of a "
+                f"{num_frames}-frame sequence, but {seq.source} has {seq.num_frames} frames; "
+                "re-run mgr extract-features on this release"
+            )
+        return FeatureSequence(
+            video_id=seq.video_id,
+            keypoint=features,
+            segments=frames_to_steps(seq.segments, centers, num_frames),
+            labels=seq.labels,
+            source=seq.source,
+            subject=seq.subject,
+            centers=centers,
+            total_frames=num_frames,
+            frame_segments=seq.segments.astype(np.int64).reshape(-1, 2),
+        )
 
     def _instance_weights(self, sequences: list[SequenceRecord]) -> list[np.ndarray] | None:
         if self.repeat_alpha is None:
@@ -284,7 +407,7 @@ class SMGOnlineDataModule(LightningDataModule):
         train = split == "train"
         return SequenceWindows(
             sequences,
-            self.window,
+            self.steps_window,
             train=train,
             windows_per_sequence=self.windows_per_sequence,
             instance_weights=self._instance_weights(sequences) if train else None,
@@ -316,3 +439,252 @@ class SMGOnlineDataModule(LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         """Whole test sequences, one per batch."""
         return self._loader("test")
+
+
+class SMGOnlineDataModule(OnlineDataModule):
+    """Whole SMG sequences and their micro-gesture instances, for temporal detection.
+
+    Reads the raw SMG layout (``SampleXXXX/SampleXXXX_{skeleton,finelabels}.csv``;
+    SynthMG writes it) with the cross-subject splits of :class:`SMGDataModule`.
+    Keypoints are centred on SpineMid in every frame and divided by the
+    sequence's median shoulder width, so the detector sees the body's motion,
+    not where the subject sits.
+
+    Args:
+        root: release folder.
+        split: ``"miga"`` (1-30 / 31-35 / 36-40) or ``"official"`` (1-35 / 36-40;
+            val = test).
+        coords: ``"world"`` (Kinect xyz) or ``"pixel"`` (colour-image xy).
+        end_inclusive: whether a finelabels end frame belongs to the instance.
+        train_subjects: override the preset's training subjects.
+        val_subjects: override the preset's validation subjects.
+        test_subjects: override the preset's test subjects.
+        non_mg: the non-micro-gesture class (SMG raw id 17): ``"detect"`` keeps it
+            as class 16 of 17, as the SMG start kit (``class_count 17``) and the
+            online-recognition paper (17 categories) do; ``"background"`` drops its
+            instances, leaving 16 classes of micro-gestures to detect.
+        window: frames per training window (see :class:`OnlineDataModule`).
+        windows_per_sequence: training windows per sequence and epoch.
+        repeat_alpha: rare-class repetition (see :class:`OnlineDataModule`).
+        batch_size: training windows per batch (evaluation: one sequence per batch).
+        num_workers: DataLoader workers.
+        features_dir: recognizer features instead of raw skeletons (see
+            :class:`OnlineDataModule`).
+    """
+
+    dataset = "smg"
+    non_mg_class = SMG_NON_MG
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: Literal["miga", "official"] = "miga",
+        coords: Literal["world", "pixel"] = "world",
+        end_inclusive: bool = False,
+        train_subjects: list[int] | None = None,
+        val_subjects: list[int] | None = None,
+        test_subjects: list[int] | None = None,
+        non_mg: Literal["detect", "background"] = "detect",
+        window: int = 512,
+        windows_per_sequence: int = 8,
+        repeat_alpha: float | None = None,
+        batch_size: int = 4,
+        num_workers: int = 0,
+        features_dir: str | Path | None = None,
+    ) -> None:
+        if split not in SMG_SPLITS:
+            raise ValueError(f"split must be one of {sorted(SMG_SPLITS)}, got {split!r}")
+        super().__init__(
+            root,
+            non_mg=non_mg,
+            window=window,
+            windows_per_sequence=windows_per_sequence,
+            repeat_alpha=repeat_alpha,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            features_dir=features_dir,
+        )
+        self.coords = coords
+        self.end_inclusive = end_inclusive
+        preset = SMG_SPLITS[split]
+        self.subjects = {
+            "train": list(train_subjects or preset["train"]),
+            "val": list(val_subjects or preset["val"]),
+            "test": list(test_subjects or preset["test"]),
+        }
+        self.layout = get_layout("kinect_v2_25")
+
+    @property
+    def num_channels(self) -> int:
+        """Skeleton channels ``C``."""
+        return 3 if self.coords == "world" else 2
+
+    @property
+    def num_joints(self) -> int:
+        """Joints ``V`` (Kinect v2: 25)."""
+        return self.layout.num_joints
+
+    def normalize(self, keypoint: np.ndarray) -> np.ndarray:
+        """SpineMid-centred per frame, in shoulder widths (:func:`normalize_sequence`)."""
+        return normalize_sequence(keypoint)
+
+    def read_sequences(self, split: str) -> list[SequenceRecord]:
+        """The split's ``SampleXXXX`` sequences, raw."""
+        samples = find_smg_samples(self.root)
+        missing = [s for s in self.subjects[split] if s not in samples]
+        if missing:
+            raise FileNotFoundError(
+                f"SMG subjects {missing} of split {split!r} have no Sample folder under "
+                f"{self.root}; found subjects {list(samples)}"
+            )
+        return [
+            load_smg_sequence(samples[s], coords=self.coords, end_inclusive=self.end_inclusive)
+            for s in self.subjects[split]
+        ]
+
+
+_MIGA_VIDEOS = {"train": MIGA_TRAIN_VIDEOS, "val": MIGA_VAL_VIDEOS, "test": MIGA_TEST_VIDEOS}
+
+
+class IMiGUEOnlineDataModule(OnlineDataModule):
+    """Whole iMiGUE videos and their ``<vid>_label.csv`` instances, for temporal detection.
+
+    The MiGA releases are per-video long sequences already (``datasets.md``
+    §2.3, §2.6): ``<vid>_light_hand.csv`` (MiGA'23) or ``<vid>_openpose.xlsx``
+    (MiGA'25) holds every frame of the video and ``<vid>_label.csv`` the
+    instances' ``gid,start,end`` (0-based, inclusive; 99 = non-MG). SynthMG's
+    iMiGUE layout writes the same (``gap_frames`` sets how untrimmed).
+
+    A class of its own rather than a ``dataset`` switch on
+    :class:`SMGOnlineDataModule`: the two releases share no reader option
+    (subjects vs video-id splits, Kinect xyz vs OpenPose pixels with confidence,
+    17 vs 32 classes), so one constructor would carry two sets of arguments
+    that each apply to one dataset only.
+
+    Keypoints (the ``keypoints`` subset of the release's layout) are centred on
+    the layout's centre joint (the neck) in every frame and divided by the
+    sequence's median shoulder width; the confidence channel is kept.
+
+    Args:
+        root: release folder (``imigue_skeleton_{train,validate,test}/<vid>/``).
+        split_scheme: as :class:`~mgr.datamodules.IMiGUEDataModule`: ``"folders"``
+            (the release's split folders), ``"miga"`` (MiGA'23 video-id lists) or
+            ``"subjects"`` (the paper's cross-subject protocol, needs
+            ``subject_map``; val = test).
+        subject_map: csv/xlsx with ``Video_id`` and ``Sub_id`` columns.
+        source: ``"miga23"`` (``_light_hand.csv``) or ``"miga25"`` (``_openpose.xlsx``).
+        keypoints: keypoint subset (default: ``"imigue_miga_22"`` for MiGA'23,
+            ``"mmgesture_36"`` for MiGA'25).
+        non_mg: ``"detect"`` keeps the non-MG class (raw 99) as class 31 of 32;
+            ``"background"`` drops its instances (31 classes).
+        window: frames per training window (see :class:`OnlineDataModule`).
+        windows_per_sequence: training windows per sequence and epoch.
+        repeat_alpha: rare-class repetition (see :class:`OnlineDataModule`).
+        batch_size: training windows per batch (evaluation: one sequence per batch).
+        num_workers: DataLoader workers.
+        features_dir: recognizer features instead of raw skeletons (see
+            :class:`OnlineDataModule`).
+    """
+
+    dataset = "imigue"
+    non_mg_class = IMIGUE_NON_MG
+
+    def __init__(
+        self,
+        root: str | Path,
+        split_scheme: Literal["folders", "miga", "subjects"] = "folders",
+        subject_map: str | Path | None = None,
+        source: Literal["miga23", "miga25"] = "miga23",
+        keypoints: str | None = None,
+        non_mg: Literal["detect", "background"] = "detect",
+        window: int = 512,
+        windows_per_sequence: int = 8,
+        repeat_alpha: float | None = None,
+        batch_size: int = 4,
+        num_workers: int = 0,
+        features_dir: str | Path | None = None,
+    ) -> None:
+        from mgr.datamodules.base import _shoulders
+
+        if split_scheme not in ("folders", "miga", "subjects"):
+            raise ValueError(
+                f"split_scheme must be 'folders', 'miga' or 'subjects', got {split_scheme!r}"
+            )
+        if split_scheme == "subjects" and subject_map is None:
+            raise ValueError("split_scheme='subjects' needs subject_map (Video_id -> Sub_id)")
+        if source not in ("miga23", "miga25"):
+            raise ValueError(f"source must be 'miga23' or 'miga25', got {source!r}")
+        super().__init__(
+            root,
+            non_mg=non_mg,
+            window=window,
+            windows_per_sequence=windows_per_sequence,
+            repeat_alpha=repeat_alpha,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            features_dir=features_dir,
+        )
+        self.split_scheme = split_scheme
+        self.subject_map = subject_map
+        self.source = source
+        parent = "imigue_light_hand_35" if source == "miga23" else "openpose_137"
+        default = "imigue_miga_22" if source == "miga23" else "mmgesture_36"
+        self.layout = get_layout(keypoints or default)
+        if self.layout.name != parent and self.layout.parent != parent:
+            raise ValueError(f"keypoints={self.layout.name!r} is not a subset of {parent!r}")
+        self._joints = list(self.layout.parent_indices) if self.layout.name != parent else None
+        self._shoulders = _shoulders(self.layout)
+
+    @property
+    def num_channels(self) -> int:
+        """Skeleton channels ``C``: x, y, confidence."""
+        return 3
+
+    @property
+    def num_joints(self) -> int:
+        """Joints ``V`` of the keypoint subset."""
+        return self.layout.num_joints
+
+    def normalize(self, keypoint: np.ndarray) -> np.ndarray:
+        """Subset, then centre-joint-centred per frame, in shoulder widths."""
+        kp = keypoint if self._joints is None else keypoint[:, self._joints]
+        return normalize_skeleton(
+            kp, self.layout.center, score_channel=2, scale_joints=self._shoulders,
+            center_mode="frame",
+        ).astype(np.float32)  # fmt: skip
+
+    def _split_videos(self, split: str) -> dict[str, Path]:
+        if self.split_scheme == "folders":
+            split_dir = self.root / IMIGUE_SPLIT_DIRS[split]
+            if not split_dir.is_dir():
+                raise FileNotFoundError(
+                    f"iMiGUE {split!r} split folder {split_dir} not found under {self.root}"
+                )
+            return _video_dirs(split_dir)
+        from mgr.datamodules.imigue import (
+            IMIGUE_TEST_SUBJECTS,
+            IMIGUE_TRAIN_SUBJECTS,
+            read_subject_map,
+        )
+
+        found = find_imigue_videos(self.root)
+        if self.split_scheme == "miga":
+            wanted = list(_MIGA_VIDEOS[split])
+        else:
+            subjects = read_subject_map(self.subject_map)  # type: ignore[arg-type]
+            keep = set(IMIGUE_TRAIN_SUBJECTS if split == "train" else IMIGUE_TEST_SUBJECTS)
+            wanted = sorted(v for v, s in subjects.items() if s in keep)
+        videos = {v: found[v] for v in wanted if v in found}
+        if not videos:
+            raise FileNotFoundError(
+                f"none of the {len(wanted)} {self.split_scheme} {split} videos were found "
+                f"under {self.root}"
+            )
+        return videos
+
+    def read_sequences(self, split: str) -> list[SequenceRecord]:
+        """The split's videos, raw (parent layout, every instance)."""
+        return [
+            load_imigue_sequence(path, source=self.source)
+            for path in self._split_videos(split).values()
+        ]

@@ -533,8 +533,11 @@ class Recognizer(LightningModule):
         """Drop the start-from paths (``pretrained``, ``init_from``) from the saved settings.
 
         The checkpoint holds the trained weights, so ``load_from_checkpoint`` must
-        not read (or need) the files training started from.
+        not read (or need) the files training started from. The class is recorded
+        (``mgr_class``) so that :func:`mgr.features.load_recognizer` can rebuild a
+        checkpoint saved outside ``mgr fit``.
         """
+        checkpoint["mgr_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
         hparams = checkpoint.get("hyper_parameters")
         if isinstance(hparams, dict):
             for key in ("pretrained", "init_from"):

@@ -8,13 +8,18 @@ classification (sigmoid focal loss) and boundary regression (1-D DIoU), and
 Gaussian soft-NMS. The network lives in :mod:`mgr.models.backbones.temporal`,
 targets, losses and post-processing in :mod:`mgr.models.detection`.
 
-The input here is the raw skeleton sequence (``skeleton (B, C, T, V, 1)``
-flattened to ``(B, C*V, T)``), so the whole path runs without a pretrained
-video encoder; the paper feeds VideoMAEv2 window features instead. Time is
-measured in frames: instance ``(start, end)`` with an inclusive end is the
-continuous span ``[start, end + 1)``; detections are reported in the SMG
-start-kit convention ``(start, end_exclusive)`` and scored by :class:`OnlineF1`
-(label match and temporal IoU > 0.3) and :class:`TemporalMAP`.
+The input is either the raw skeleton sequence (``input_key="skeleton"``:
+``skeleton (B, C, T, V, 1)`` flattened to ``(B, C*V, T)``, one step per frame),
+so the whole path runs without a pretrained encoder, or, as in the paper (which
+feeds VideoMAEv2 window features), a recognizer's sliding-window features
+(``input_key="features"``: ``features (B, D, N)`` from ``mgr extract-features``,
+one step per window, see :mod:`mgr.features`). The same masked 1-D embedding
+takes either. Instance ``(start, end)`` with an inclusive end is the continuous
+span ``[start, end + 1)`` in steps; detections are converted back to frames
+when the batch carries the window ``centers`` and reported in the SMG start-kit
+convention ``(start, end_exclusive)``, scored by :class:`OnlineF1` (label
+match and temporal IoU > 0.3) and :class:`TemporalMAP` against the frame-unit
+instances.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
+from mgr.features import steps_to_frames
 from mgr.metrics import OnlineF1, TemporalMAP
 
 from .backbones.temporal import TemporalDetectionNet
@@ -40,16 +46,27 @@ def _default_optimizer(params: Any) -> torch.optim.Optimizer:
 
 
 class OnlineDetector(LightningModule):
-    """Temporal micro-gesture detector over untrimmed skeleton sequences.
+    """Temporal micro-gesture detector over untrimmed sequences.
 
-    Batches are those of :class:`~mgr.datamodules.online.SMGOnlineDataModule`:
-    ``skeleton (B, C, T, V, 1)``, ``mask (B, T)``, per-sequence ``segments
-    (G, 2)`` (inclusive ends, window frames) and ``labels (G,)``.
+    Batches are those of :class:`~mgr.datamodules.online.OnlineDataModule`:
+    ``skeleton (B, C, T, V, 1)`` or ``features (B, D, T)``, ``mask (B, T)``,
+    per-sequence ``segments (G, 2)`` (inclusive ends, window steps) and
+    ``labels (G,)``; feature batches also carry ``centers (B, T)``,
+    ``num_frames (B,)`` and ``frame_segments`` (the instances in frames).
+
+    With features, the regression ranges, ``num_levels`` strides and the
+    datamodule's windows count feature steps (``stride`` frames each). The
+    features' ``meta.json`` (taken from the datamodule at ``setup``) is kept in
+    the checkpoint as ``feature_meta``, so ``mgr detect --recognizer`` rebuilds
+    the same windows.
 
     Args:
         num_classes: classes to detect (SMG: 17 with non-MG, 16 without).
         class_names: class names (stored in checkpoints).
-        in_channels: per-frame input size ``C * V`` (Kinect world xyz: 3 * 25).
+        in_channels: per-step input size: ``C * V`` of the skeleton (Kinect world
+            xyz: 3 * 25), or the recognizer's feature size ``D``.
+        input_key: ``"skeleton"`` (raw keypoints) or ``"features"`` (recognizer
+            window features).
         embed_dim: width of the pyramid.
         num_levels: pyramid levels (level ``l`` has stride ``2**l`` frames).
         arch: ``"dyn"`` (DyFADet dynamic encoder) or ``"conv"`` (plain conv).
@@ -70,13 +87,14 @@ class OnlineDetector(LightningModule):
         scheduler: learning-rate scheduler factory, stepped per epoch.
     """
 
-    input_keys = ("skeleton",)
+    input_keys: tuple[str, ...] = ("skeleton",)
 
     def __init__(
         self,
         num_classes: int,
         class_names: Sequence[str] | None = None,
         in_channels: int = 75,
+        input_key: Literal["skeleton", "features"] = "skeleton",
         embed_dim: int = 128,
         num_levels: int = 6,
         arch: Literal["dyn", "conv"] = "dyn",
@@ -95,6 +113,11 @@ class OnlineDetector(LightningModule):
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
+        if input_key not in ("skeleton", "features"):
+            raise ValueError(f"input_key must be 'skeleton' or 'features', got {input_key!r}")
+        self.input_keys = (input_key,)
+        #: ``meta.json`` of the training features (input_key="features"), from the datamodule.
+        self.feature_meta: dict[str, Any] | None = None
         if regression_ranges is None:
             regression_ranges = [(0.0, 8.0)] + [
                 (8.0 * 2 ** (i - 1), 8.0 * 2**i if i < num_levels - 1 else 1e4)
@@ -127,6 +150,24 @@ class OnlineDetector(LightningModule):
 
     # ------------------------------------------------------------------ network
     def _inputs(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
+        if self.hparams.input_key == "features":
+            if "features" not in batch:
+                raise ValueError(
+                    "this detector reads recognizer features (input_key='features') but the "
+                    f"batch has {sorted(k for k in batch if torch.is_tensor(batch[k]))}; "
+                    "use a datamodule with features_dir"
+                )
+            x = batch["features"]
+            if x.ndim != 3 or x.shape[1] != self.hparams.in_channels:
+                raise ValueError(
+                    f"expected features (B, D={self.hparams.in_channels}, T), got {tuple(x.shape)}"
+                )
+            return x, batch["mask"]
+        if "skeleton" not in batch:
+            raise ValueError(
+                "this detector reads raw skeletons (input_key='skeleton') but the batch has "
+                f"{sorted(k for k in batch if torch.is_tensor(batch[k]))}"
+            )
         skeleton = batch["skeleton"]
         if skeleton.ndim != 5:
             raise ValueError(f"expected skeleton (B, C, T, V, M), got {tuple(skeleton.shape)}")
@@ -195,6 +236,11 @@ class OnlineDetector(LightningModule):
                 min_score=hp.min_score, max_detections=hp.max_detections,
             )  # fmt: skip
             length = int(batch["mask"][i].sum())
+            segs = segs.clamp(0, length)
+            if "centers" in batch:  # feature steps -> frames
+                num_frames = int(batch["num_frames"][i])
+                segs = steps_to_frames(segs, batch["centers"][i, :length], num_frames)
+                length = num_frames
             segs = segs.round().clamp(0, length)
             keep = segs[:, 1] > segs[:, 0]
             results.append(
@@ -216,13 +262,17 @@ class OnlineDetector(LightningModule):
         """
         from .streaming import stream_sequence
 
+        if self.hparams.input_key != "skeleton":
+            raise NotImplementedError("streaming runs on raw skeletons only (input_key='skeleton')")
         return stream_sequence(self, skeleton, **kwargs)
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
         preds = self.detect(batch)
+        # Feature batches: detections are in frames (detect), so score against frame instances.
+        segments = batch.get("frame_segments", batch["segments"])
         targets = [
             {"segments": seg + torch.tensor([0, 1], device=seg.device), "labels": lab}
-            for seg, lab in zip(batch["segments"], batch["labels"], strict=True)
+            for seg, lab in zip(segments, batch["labels"], strict=True)
         ]
         self.metrics["map"].update(preds, targets)
         confident = [
@@ -270,6 +320,39 @@ class OnlineDetector(LightningModule):
                 self.detect(batch), batch["video_id"], batch["offset"], strict=True
             )
         ]
+
+    # ------------------------------------------------------------------ setup, checkpoints
+    def setup(self, stage: str) -> None:
+        """Check the datamodule's input (``input_key``, ``in_channels``); keep its feature meta."""
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is None:
+            return
+        hp = self.hparams
+        key = getattr(dm, "input_key", None)
+        if key is not None and key != hp.input_key:
+            raise ValueError(
+                f"{type(dm).__name__} supplies {key!r} but the detector reads "
+                f"input_key={hp.input_key!r}"
+            )
+        channels = getattr(dm, "in_channels", None)
+        if channels is not None and channels != hp.in_channels:
+            raise ValueError(
+                f"{type(dm).__name__} supplies {channels} channels per step but the detector "
+                f"has in_channels={hp.in_channels}"
+            )
+        meta = getattr(dm, "feature_meta", None)
+        if meta is not None:
+            self.feature_meta = meta
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the class and the training features' meta (``mgr detect --recognizer``)."""
+        checkpoint["mgr_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        if self.feature_meta is not None:
+            checkpoint["feature_meta"] = self.feature_meta
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore ``feature_meta``."""
+        self.feature_meta = checkpoint.get("feature_meta")
 
     def configure_optimizers(self) -> Any:
         """The configured optimizer (and per-epoch scheduler)."""

@@ -23,6 +23,7 @@ import re
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -30,8 +31,10 @@ from mgr.classes import imigue_label_from_raw
 
 from .common import (
     ClipRecord,
+    DataFormatError,
     OnError,
     PathLike,
+    SequenceRecord,
     _check_on_error,
     _cut_clips,
     _read_clip_rows,
@@ -47,6 +50,7 @@ __all__ = [
     "MIGA_TRAIN_VIDEOS",
     "MIGA_VAL_VIDEOS",
     "find_imigue_videos",
+    "load_imigue_sequence",
     "load_imigue_split",
     "load_imigue_video",
     "read_imigue_label_csv",
@@ -193,6 +197,61 @@ def load_imigue_video(video_dir: PathLike, *, on_error: OnError = "raise") -> li
         label_path=label_path,
         sequence_path=skeleton_path,
         on_error=on_error,
+    )
+
+
+def load_imigue_sequence(
+    video_dir: PathLike, *, source: Literal["miga23", "miga25"] = "miga23"
+) -> SequenceRecord:
+    """One whole video with every ``<vid>_label.csv`` instance (online recognition).
+
+    The MiGA releases are already per-video long sequences: the skeleton file holds
+    every frame of the video and the label file the clips' frames in it, so the
+    untrimmed video is the skeleton file as a whole.
+
+    Args:
+        video_dir: the ``<vid>`` folder.
+        source: ``"miga23"`` (``<vid>_light_hand.csv``, 35 joints) or ``"miga25"``
+            (``<vid>_openpose.xlsx``, 137 OpenPose keypoints).
+
+    Returns:
+        A :class:`SequenceRecord` with ``keypoint (T, V, 3)`` ``(x, y, confidence)``
+        in the source's parent layout, ``segments (G, 2)`` inclusive 0-based frames and
+        0-based ``labels (G,)`` (raw 99 -> 31), in label-file order.
+
+    Raises:
+        FileNotFoundError: for a missing folder or file.
+        DataFormatError: naming file and row, for a malformed file or an instance past
+            the end of the skeleton.
+    """
+    if source not in ("miga23", "miga25"):
+        raise ValueError(f"source must be 'miga23' or 'miga25', got {source!r}")
+    video_dir = Path(video_dir)
+    _require_dir(video_dir)
+    vid = video_dir.name
+    label_path = video_dir / f"{vid}_label.csv"
+    rows = read_imigue_label_csv(label_path)  # cheap: fail on a bad label file first
+    if source == "miga25":
+        from .miga import read_openpose_xlsx  # miga imports this module
+
+        skeleton_path = video_dir / f"{vid}_openpose.xlsx"
+        skeleton = read_openpose_xlsx(skeleton_path)
+    else:
+        skeleton_path = video_dir / f"{vid}_light_hand.csv"
+        skeleton = read_light_hand_csv(skeleton_path)
+    segments = np.array([(s, e) for _, s, e in rows], dtype=np.int64).reshape(-1, 2)
+    for k, (start, end) in enumerate(segments.tolist(), start=1):
+        if end >= len(skeleton):
+            raise DataFormatError(
+                f"{label_path}, row {k}: instance frames {start}..{end} do not fit "
+                f"{skeleton_path} ({len(skeleton)} rows)"
+            )
+    return SequenceRecord(
+        video_id=vid,
+        keypoint=skeleton,
+        segments=segments,
+        labels=np.array([label for label, _, _ in rows], dtype=np.int64),
+        source=str(skeleton_path),
     )
 
 

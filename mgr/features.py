@@ -1,0 +1,668 @@
+"""Recognizer features over sliding windows of long sequences (input of the online detector).
+
+``mgr extract-features`` runs a trained :class:`~mgr.models.base.Recognizer`'s
+``forward_features`` over windows of ``window`` frames every ``stride`` frames of
+each untrimmed sequence and stores one feature sequence per video::
+
+    DIR/<video>.npz    features (N, D) float32, centers (N,) int64, num_frames () int64,
+                       meta_key (): digest of the meta the file was computed with
+    DIR/meta.json      ckpt, ckpt_sha256, recognizer_class, window, stride, dim,
+                       source (release reader), transform (window -> batch)
+
+Windows start at ``0, stride, 2*stride, ...`` while they fit (one window, shorter,
+when the video is shorter than ``window``); ``centers[i] = start_i + window // 2``.
+
+The window's batch is built with the transforms the recognizer was trained with:
+the evaluation :class:`~mgr.data.datasets.SkeletonTransformConfig` of the
+recognizer's training datamodule (keypoint subset, centre/scale normalisation
+over the window as if it were a clip, uniform sampling to ``clip_len`` frames),
+with one view (``test_clips``/``test_flip`` are ignored: one feature per window).
+That datamodule comes from the training config (``--data``, by default the
+``config.yaml`` that ``mgr fit`` saved next to the checkpoint's folder).
+A video recognizer plugs in by another :class:`WindowTransform` (a callable
+``(sequence, starts, window) -> batch`` with a JSON ``describe()``).
+
+Caching: a video whose npz exists and was written with the same meta is skipped,
+so an interrupted run resumes; a changed checkpoint, window, stride or transform
+recomputes every video. Files are written to a temporary name and renamed.
+
+Feature steps and frames (used by :mod:`mgr.datamodules.online` and the detector):
+step ``i`` owns the frames nearest to its centre, ``[b_i, b_{i+1})`` with
+:func:`step_boundaries`; an instance maps to the steps whose frames it touches
+(:func:`frames_to_steps`) and a detection ``[a, b)`` in steps to frames
+``[b_a, b_b)`` (:func:`steps_to_frames`, linear between boundaries for fractional steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from mgr.data.datasets import SkeletonTransformConfig
+    from mgr.data.readers.common import SequenceRecord
+    from mgr.models.base import Recognizer
+
+__all__ = [
+    "SequenceSource",
+    "SkeletonWindows",
+    "WindowTransform",
+    "extract_features",
+    "extract_features_main",
+    "extract_sequence_features",
+    "frames_to_steps",
+    "load_recognizer",
+    "read_feature_meta",
+    "read_features",
+    "step_boundaries",
+    "steps_to_frames",
+    "window_starts",
+]
+
+log = logging.getLogger(__name__)
+
+META_FILE = "meta.json"
+_META_VERSION = 1
+
+
+# ---------------------------------------------------------------------- steps <-> frames
+def window_starts(num_frames: int, window: int, stride: int) -> np.ndarray:
+    """First frames ``(N,)`` of the windows: ``0, stride, ...`` while ``start + window <= T``.
+
+    A sequence shorter than ``window`` gets one window at 0 (the transform samples
+    it up to the recognizer's clip length).
+    """
+    if window < 1 or stride < 1:
+        raise ValueError(f"window and stride must be >= 1, got {window}, {stride}")
+    if num_frames < 1:
+        raise ValueError("a sequence needs at least one frame")
+    return np.arange(0, max(num_frames - window, 0) + 1, stride, dtype=np.int64)
+
+
+def step_boundaries(centers: np.ndarray, num_frames: int) -> np.ndarray:
+    """Frame boundaries ``(N + 1,)``: step ``i`` owns frames ``[b[i], b[i + 1])``.
+
+    Boundaries lie half-way between neighbouring centres; the first step starts
+    at frame 0 and the last ends at ``num_frames``.
+    """
+    centers = np.asarray(centers, dtype=np.int64)
+    mids = (centers[:-1] + centers[1:] + 1) // 2
+    return np.concatenate([[0], mids, [num_frames]]).astype(np.int64)
+
+
+def frames_to_steps(segments: np.ndarray, centers: np.ndarray, num_frames: int) -> np.ndarray:
+    """Instances ``(G, 2)`` in frames (inclusive ends) -> ``(G, 2)`` steps (inclusive ends).
+
+    An instance covers every step whose frames it touches.
+    """
+    seg = np.asarray(segments, dtype=np.int64).reshape(-1, 2)
+    bounds = step_boundaries(centers, num_frames)
+    last = len(centers) - 1
+    start = np.clip(np.searchsorted(bounds, seg[:, 0], side="right") - 1, 0, last)
+    end = np.clip(np.searchsorted(bounds, seg[:, 1], side="right") - 1, 0, last)
+    return np.stack([start, np.maximum(end, start)], 1).astype(np.int64)
+
+
+def steps_to_frames(segments: Tensor, centers: Tensor, num_frames: int) -> Tensor:
+    """Detections ``(D, 2)`` ``[start, end)`` in steps (float) -> ``[start, end)`` in frames.
+
+    Integer steps land on :func:`step_boundaries`; fractional ones in between, linearly.
+    """
+    bounds = torch.as_tensor(
+        step_boundaries(centers.cpu().numpy(), num_frames), dtype=torch.float32
+    ).to(segments.device)
+    x = segments.float().clamp(0, len(bounds) - 1)
+    lo = x.floor().long().clamp(max=len(bounds) - 2)
+    frac = x - lo
+    return bounds[lo] + frac * (bounds[lo + 1] - bounds[lo])
+
+
+# ---------------------------------------------------------------------- sources
+@dataclass(frozen=True)
+class SequenceSource:
+    """Where the long sequences of a release are and how to read them.
+
+    Attributes:
+        dataset: ``"smg"`` (``SampleXXXX`` folders) or ``"imigue"`` (``<vid>``
+            folders under ``imigue_skeleton_*``).
+        root: the release folder.
+        coords: SMG only: ``"world"`` or ``"pixel"``.
+        end_inclusive: SMG only: whether finelabels ends are inclusive.
+        source: iMiGUE only: ``"miga23"`` or ``"miga25"``.
+    """
+
+    dataset: Literal["smg", "imigue"]
+    root: str
+    coords: str = "world"
+    end_inclusive: bool = False
+    source: str = "miga23"
+
+    def find(self) -> dict[str, Path]:
+        """Video id -> folder of every sequence under :attr:`root`, sorted."""
+        if self.dataset == "smg":
+            from mgr.data.readers.smg import find_smg_samples
+
+            return {f"Sample{s:04d}": p for s, p in find_smg_samples(self.root).items()}
+        if self.dataset == "imigue":
+            from mgr.data.readers.imigue import find_imigue_videos
+
+            return find_imigue_videos(self.root)
+        raise ValueError(f"unknown dataset {self.dataset!r} (expected 'smg' or 'imigue')")
+
+    def load(self, folder: str | Path) -> SequenceRecord:
+        """One raw sequence (keypoints in the reader's layout, every instance)."""
+        if self.dataset == "smg":
+            from mgr.data.readers.smg import load_smg_sequence
+
+            return load_smg_sequence(
+                folder,
+                coords=self.coords,
+                end_inclusive=self.end_inclusive,  # type: ignore[arg-type]
+            )
+        from mgr.data.readers.imigue import load_imigue_sequence
+
+        return load_imigue_sequence(folder, source=self.source)  # type: ignore[arg-type]
+
+    @classmethod
+    def of_datamodule(cls, dm: Any) -> SequenceSource:
+        """The long sequences behind a clip datamodule (``SMGDataModule``, ``IMiGUEDataModule``)."""
+        root = str(Path(dm.root).resolve())
+        dataset = getattr(dm, "dataset", None)
+        if dataset == "smg":
+            return cls("smg", root, coords=dm.coords, end_inclusive=bool(dm.end_inclusive))
+        if dataset == "imigue":
+            source = getattr(dm, "source", "miga23")
+            if source not in ("miga23", "miga25"):
+                raise ValueError(
+                    f"iMiGUE source {source!r} has no long sequences (the MiGA'23 arrays "
+                    "hold trimmed clips): use the raw release (source miga23 or miga25)"
+                )
+            return cls("imigue", root, source=source)
+        raise ValueError(
+            f"{type(dm).__name__}: no long-sequence reader for dataset {dataset!r} "
+            "(SMG and iMiGUE have untrimmed sequences; MA-52 has none)"
+        )
+
+
+# ---------------------------------------------------------------------- window transforms
+class WindowTransform(Protocol):
+    """Builds the recognizer's batch for windows of one sequence."""
+
+    #: batch keys produced (checked against the recognizer's ``input_keys``).
+    keys: tuple[str, ...]
+
+    def __call__(self, seq: SequenceRecord, starts: np.ndarray, window: int) -> dict[str, Tensor]:
+        """Batch of ``len(starts)`` windows ``[start, start + window)``."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able settings (stored in ``meta.json``; a change recomputes the cache)."""
+        ...
+
+
+class SkeletonWindows:
+    """Skeleton windows as the recognizer's evaluation clips.
+
+    Each window is treated exactly like an evaluation clip of the recognizer's
+    datamodule (:class:`~mgr.data.datasets.SkeletonClipDataset` in eval mode):
+    keypoint subset, normalisation over the window, uniform sampling to
+    ``clip_len`` frames. One view per window.
+
+    Args:
+        config: the training datamodule's ``transform_config(train=False)``.
+    """
+
+    keys = ("skeleton",)
+
+    def __init__(self, config: SkeletonTransformConfig) -> None:
+        self.config = replace(config, num_clips=1, test_flip=False, flip_prob=0.0)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SkeletonWindows:
+        """Rebuild from :meth:`describe` (lists back to tuples)."""
+        from mgr.data.datasets import SkeletonTransformConfig
+
+        names = {f.name for f in fields(SkeletonTransformConfig)}
+        kwargs = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names
+        }
+        return cls(SkeletonTransformConfig(**kwargs))
+
+    def __call__(self, seq: SequenceRecord, starts: np.ndarray, window: int) -> dict[str, Tensor]:
+        """``skeleton (B, C, clip_len, V, 1)`` of the windows starting at ``starts (B,)``."""
+        from mgr.data.datasets import SkeletonClipDataset
+        from mgr.data.readers.common import ClipRecord
+
+        records = [
+            ClipRecord(
+                sample_id=f"{seq.video_id}@{s}", label=0, video_id=seq.video_id, start=int(s),
+                end=int(min(s + window, seq.num_frames)) - 1, source=seq.source,
+                keypoint=seq.keypoint[int(s) : int(s) + window],
+            )
+            for s in starts
+        ]  # fmt: skip
+        # The dataset's public item path: exactly what the recognizer was evaluated on.
+        data = SkeletonClipDataset(records, self.config, train=False)
+        return {"skeleton": torch.stack([data[i]["skeleton"] for i in range(len(records))])}
+
+    def describe(self) -> dict[str, Any]:
+        """The transform config as a dict."""
+        return {"kind": "skeleton", **asdict(self.config)}
+
+
+# ---------------------------------------------------------------------- recognizers
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _import(path: str) -> Any:
+    module, _, name = path.rpartition(".")
+    if not module:
+        raise ValueError(f"{path!r} is not a dotted class path (e.g. 'mgr.models.STCNN')")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def load_recognizer(
+    path: str | Path, recognizer_class: str | type | None = None, map_location: str = "cpu"
+) -> Recognizer:
+    """Load a trained Recognizer from a Lightning checkpoint, in eval mode.
+
+    The class is the one the checkpoint records (``_class_path`` of ``mgr fit``,
+    or ``mgr_class`` written by :meth:`Recognizer.on_save_checkpoint`), else
+    ``recognizer_class``.
+
+    Args:
+        path: the ``.ckpt`` file.
+        recognizer_class: class or dotted path, for checkpoints that do not
+            record theirs.
+        map_location: device of the loaded weights.
+
+    Raises:
+        FileNotFoundError: if ``path`` is not a file.
+        ValueError: naming the file, if it is not a Lightning checkpoint or its
+            class cannot be told.
+        TypeError: naming the file and class, for a checkpoint of a model that is
+            not a Recognizer (e.g. an OnlineDetector).
+    """
+    import mgr.models  # noqa: F401  (registers the classes _class_path may name)
+    from mgr.models.base import Recognizer
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"recognizer checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)  # trusted file
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ValueError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
+    hparams = ckpt.get("hyper_parameters") or {}
+    cls: Any = hparams.get("_class_path") or ckpt.get("mgr_class") or recognizer_class
+    if cls is None:
+        raise ValueError(
+            f"{path}: the checkpoint does not record its model class (saved outside "
+            "`mgr fit` by an older mgr?); pass recognizer_class (--recognizer-class "
+            "mgr.models.STCNN)"
+        )
+    if isinstance(cls, str):
+        cls = _import(cls)
+    if not (isinstance(cls, type) and issubclass(cls, Recognizer)):
+        name = getattr(cls, "__qualname__", str(cls))
+        raise TypeError(
+            f"{path}: a checkpoint of {name}, which is not a Recognizer "
+            "(mgr.models.base.Recognizer with forward_features); extract-features needs a "
+            "trained recognizer such as mgr.models.STCNN"
+        )
+    try:
+        model = cls.load_from_checkpoint(path, map_location=map_location)
+    except Exception as err:
+        raise ValueError(f"{path}: could not load as {cls.__qualname__}: {err}") from err
+    return model.eval()
+
+
+def datamodule_from_config(path: str | Path, root: str | Path | None = None) -> Any:
+    """The (clip) datamodule of a training config.
+
+    Args:
+        path: a LightningCLI YAML (its ``data:`` section is used) or a YAML with
+            just ``class_path`` / ``init_args``.
+        root: replaces ``init_args.root``.
+
+    Raises:
+        FileNotFoundError: if the file is missing.
+        ValueError: naming the file, if it has no datamodule section.
+    """
+    import yaml
+    from jsonargparse import ArgumentParser
+    from lightning.pytorch import LightningDataModule
+
+    import mgr.datamodules  # noqa: F401
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"datamodule config {path} does not exist")
+    config = yaml.safe_load(path.read_text()) or {}
+    section = config.get("data", config) if isinstance(config, dict) else None
+    if not isinstance(section, dict) or "class_path" not in section:
+        raise ValueError(f"{path}: no datamodule (a `data:` section with class_path/init_args)")
+    section = {
+        "class_path": section["class_path"],
+        "init_args": dict(section.get("init_args") or {}),
+    }
+    if root is not None:
+        section["init_args"]["root"] = str(root)
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(LightningDataModule, "data", fail_untyped=False)
+    cfg = parser.parse_object({"data": section})
+    return parser.instantiate(cfg).data
+
+
+# ---------------------------------------------------------------------- extraction
+@torch.inference_mode()
+def extract_sequence_features(
+    model: Recognizer,
+    seq: SequenceRecord,
+    transform: WindowTransform,
+    window: int,
+    stride: int,
+    batch_size: int = 64,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``forward_features`` of every window of one sequence.
+
+    Args:
+        model: the recognizer (eval mode).
+        seq: the raw sequence (``keypoint (T, V, C)``).
+        transform: windows -> batch.
+        window: frames per window.
+        stride: frames between window starts.
+        batch_size: windows per forward pass.
+
+    Returns:
+        ``features (N, D)`` float32 and ``centers (N,)`` int64 (frame of each window centre).
+    """
+    starts = window_starts(seq.num_frames, window, stride)
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, len(starts), batch_size):
+        batch = transform(seq, starts[i : i + batch_size], window)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        out.append(model.forward_features(batch).float().cpu())
+    features = torch.cat(out).numpy().astype(np.float32)
+    return features, starts + window // 2
+
+
+def _meta_key(meta: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, mode) as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_feature_meta(directory: str | Path) -> dict[str, Any]:
+    """The ``meta.json`` of a features folder.
+
+    Raises:
+        FileNotFoundError: naming the folder, with the command that writes it.
+    """
+    path = Path(directory) / META_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist: {directory} is not a features folder "
+            "(write one with `mgr extract-features --ckpt REC.ckpt --out DIR`)"
+        )
+    return json.loads(path.read_text())
+
+
+def _cached_key(path: Path) -> str | None:
+    """The ``meta_key`` of an npz, or ``None`` if it is missing or unreadable."""
+    try:
+        with np.load(path) as f:
+            return str(f["meta_key"])
+    except Exception:  # a half-written or foreign file is recomputed
+        return None
+
+
+def read_features(directory: str | Path, video_id: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """One video's ``features (N, D)``, ``centers (N,)`` and frame count.
+
+    Raises:
+        FileNotFoundError: naming the missing file.
+        ValueError: naming the file, for missing keys or inconsistent shapes.
+    """
+    path = Path(directory) / f"{video_id}.npz"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no features for video {video_id!r}: {path} does not exist "
+            "(run `mgr extract-features` on this release)"
+        )
+    with np.load(path) as f:
+        missing = {"features", "centers", "num_frames"} - set(f.files)
+        if missing:
+            raise ValueError(f"{path}: missing arrays {sorted(missing)}")
+        features, centers = f["features"].astype(np.float32), f["centers"].astype(np.int64)
+        num_frames = int(f["num_frames"])
+    if features.ndim != 2 or centers.shape != (len(features),) or len(features) == 0:
+        raise ValueError(
+            f"{path}: expected features (N, D) and centers (N,), got "
+            f"{features.shape} and {centers.shape}"
+        )
+    return features, centers, num_frames
+
+
+def extract_features(
+    ckpt: str | Path,
+    out: str | Path,
+    *,
+    source: SequenceSource,
+    transform: WindowTransform,
+    window: int = 16,
+    stride: int = 4,
+    videos: Sequence[str] | None = None,
+    batch_size: int = 64,
+    device: str = "cpu",
+    recognizer_class: str | type | None = None,
+    progress: bool = True,
+) -> dict[str, str]:
+    """Write ``out/<video>.npz`` for every sequence of ``source`` (cached, resumable).
+
+    Args:
+        ckpt: the Recognizer checkpoint.
+        out: the features folder (created).
+        source: the long sequences.
+        transform: windows -> the recognizer's batch (e.g. :class:`SkeletonWindows`).
+        window: frames per window.
+        stride: frames between window starts.
+        videos: only these video ids (default: all under ``source.root``).
+        batch_size: windows per forward pass.
+        device: torch device of the recognizer.
+        recognizer_class: for checkpoints that do not record their class.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        Video id -> ``"computed"`` or ``"cached"``.
+
+    Raises:
+        FileNotFoundError: for a missing checkpoint or requested video.
+        TypeError: if the checkpoint is not a Recognizer's, or the recognizer
+            reads batch keys the transform does not build.
+    """
+    from tqdm.auto import tqdm
+
+    ckpt = Path(ckpt).resolve()
+    model = load_recognizer(ckpt, recognizer_class).to(device)
+    missing_keys = [k for k in model.input_keys if k not in transform.keys]
+    if missing_keys:
+        raise TypeError(
+            f"{ckpt}: {type(model).__name__} reads {list(model.input_keys)}, but the window "
+            f"transform builds {list(transform.keys)} (video recognizers need a video "
+            "WindowTransform)"
+        )
+    found = source.find()
+    if videos is not None:
+        unknown = [v for v in videos if v not in found]
+        if unknown:
+            raise FileNotFoundError(f"videos {unknown} not found under {source.root}")
+        found = {v: found[v] for v in videos}
+    meta = {
+        "version": _META_VERSION,
+        "ckpt": str(ckpt),
+        "ckpt_sha256": _file_sha256(ckpt),
+        "recognizer_class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "window": int(window),
+        "stride": int(stride),
+        "dim": int(getattr(model, "feature_dim", 0)) or None,
+        "source": asdict(source),
+        "transform": transform.describe(),
+    }
+    meta = json.loads(json.dumps(meta))  # the form it has once read back
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    old = None
+    if (out / META_FILE).is_file():
+        old = json.loads((out / META_FILE).read_text())
+    if old is not None and old != meta:
+        changed = sorted(k for k in meta if old.get(k) != meta[k])
+        log.warning("%s: meta changed (%s): recomputing every video", out, ", ".join(changed))
+    key = _meta_key(meta)
+    _atomic_write(out / META_FILE, lambda f: f.write(json.dumps(meta, indent=1)), mode="w")
+    status: dict[str, str] = {}
+    bar = tqdm(found.items(), desc="extract-features", unit="video", disable=not progress)
+    for vid, folder in bar:
+        path = out / f"{vid}.npz"
+        if path.is_file() and _cached_key(path) == key:
+            status[vid] = "cached"
+            continue
+        seq = source.load(folder)
+        features, centers = extract_sequence_features(
+            model, seq, transform, window, stride, batch_size=batch_size
+        )
+        if meta["dim"] is None:  # a recognizer without feature_dim: learn it from the output
+            meta["dim"] = int(features.shape[1])
+            key = _meta_key(meta)
+            _atomic_write(out / META_FILE, lambda f: f.write(json.dumps(meta, indent=1)), "w")
+        elif features.shape[1] != meta["dim"]:
+            raise ValueError(
+                f"{ckpt}: forward_features gave {features.shape[1]} features per window on "
+                f"{vid} but feature_dim is {meta['dim']}"
+            )
+        _atomic_write(
+            path,
+            lambda f, a=features, c=centers, n=seq.num_frames, k=key: np.savez(
+                f, features=a, centers=c, num_frames=np.int64(n), meta_key=np.str_(k)
+            ),
+        )
+        status[vid] = "computed"
+    return status
+
+
+# ---------------------------------------------------------------------- command line
+def _default_config(ckpt: Path) -> Path | None:
+    """The ``config.yaml`` LightningCLI saved next to the checkpoint's run folder, if any."""
+    for folder in (ckpt.parent, ckpt.parent.parent):
+        if (folder / "config.yaml").is_file():
+            return folder / "config.yaml"
+    return None
+
+
+def extract_features_main(argv: Sequence[str]) -> int:
+    """Entry point of ``mgr extract-features``."""
+    p = argparse.ArgumentParser(
+        prog="mgr extract-features",
+        description="Run a trained recognizer's forward_features over sliding windows of every "
+        "untrimmed sequence of a release; write DIR/<video>.npz (features (N, D), centers (N,)) "
+        "and DIR/meta.json. Cached and resumable.",
+    )
+    p.add_argument("--ckpt", required=True, help="Recognizer checkpoint (mgr fit)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="the recognizer's training config (LightningCLI YAML with a `data:` section, or a "
+        "bare class_path/init_args YAML): gives the release reader and the transforms. "
+        "Default: the config.yaml mgr fit saved next to the checkpoint's folder",
+    )
+    p.add_argument(
+        "--dataset",
+        choices=["smg", "imigue"],
+        default=None,
+        help="instead of --data: this dataset's default datamodule (default transforms; "
+        "only right if the recognizer was trained with them)",
+    )
+    p.add_argument("--root", default=None, help="release folder (overrides the config's root)")
+    p.add_argument("--window", type=int, default=16, help="frames per window")
+    p.add_argument("--stride", type=int, default=4, help="frames between window starts")
+    p.add_argument("--out", required=True, help="features folder")
+    p.add_argument("--videos", nargs="+", default=None, help="only these video ids")
+    p.add_argument("--batch-size", type=int, default=64, help="windows per forward pass")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--recognizer-class", default=None, help="e.g. mgr.models.STCNN")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    ckpt = Path(a.ckpt)
+    if a.data is not None and a.dataset is not None:
+        p.error("give --data or --dataset, not both")
+    if a.dataset is not None:
+        if a.root is None:
+            p.error("--dataset needs --root")
+        from mgr.datamodules import IMiGUEDataModule, SMGDataModule
+
+        dm = {"smg": SMGDataModule, "imigue": IMiGUEDataModule}[a.dataset](a.root)
+        warnings.warn(
+            f"--dataset {a.dataset}: using {type(dm).__name__}'s default transforms; pass the "
+            "recognizer's training config with --data if it was trained with others",
+            stacklevel=1,
+        )
+    else:
+        config = Path(a.data) if a.data is not None else _default_config(ckpt)
+        if config is None:
+            p.error(
+                f"no --data given and no config.yaml next to {ckpt}: pass the recognizer's "
+                "training config (--data CONFIG.yaml) or --dataset with --root"
+            )
+        dm = datamodule_from_config(config, root=a.root)
+    if getattr(dm, "layout", None) is None:
+        p.error(f"{type(dm).__name__} has no skeletons: video recognizers are not supported yet")
+    status = extract_features(
+        ckpt,
+        a.out,
+        source=SequenceSource.of_datamodule(dm),
+        transform=SkeletonWindows(dm.transform_config(train=False)),
+        window=a.window,
+        stride=a.stride,
+        videos=a.videos,
+        batch_size=a.batch_size,
+        device=a.device,
+        recognizer_class=a.recognizer_class,
+        progress=not a.no_progress,
+    )
+    computed = sum(v == "computed" for v in status.values())
+    print(
+        f"features of {len(status)} videos in {a.out} "
+        f"({computed} computed, {len(status) - computed} cached)"
+    )
+    return 0
