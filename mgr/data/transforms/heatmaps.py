@@ -16,11 +16,17 @@ are non-finite coordinates.
 The reference loops over frames, channels and persons in Python; here a whole
 clip (or batch) is computed at once, on the device of the keypoints, so that a
 GPU can generate a batch's heatmaps itself. A joint's Gaussian is the outer
-product of two 1-D profiles cut to its window, written into zeros as a small
-patch. A limb's distance field is not separable: it is evaluated with the
-reference's own float32 formula (whose rounding matters at the 1e-5 level for
-long limbs) on a crop around each limb, for groups of channels whose crops
-have similar sizes, few enough at a time to keep the temporaries in cache.
+product of two 1-D Gaussians cut to its window (the confidence folded into
+one of them). On a CPU it is written as a small patch into memory that numpy
+allocates zeroed on demand, as the reference's ``np.zeros`` does, so that
+only the memory under the patches is touched: what bounds the time there is
+the operating system zeroing those pages, not the arithmetic. On a GPU the
+outer products are written densely over the whole image. A limb's distance
+field is not separable: it is evaluated with the reference's own float32
+formula (whose rounding matters at the 1e-5 level for long limbs) on a crop
+around each limb, for groups of channels whose crops have similar sizes, few
+enough at a time to keep the temporaries in cache; limbs too are written into
+memory zeroed on demand.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -124,23 +131,120 @@ def batch_joint_heatmaps(
     keypoint, value = _prepare(keypoint, score, sigma)
     b, m, t, v, _ = keypoint.shape
     height, width = size
-    # Persons first, then channels in output order (B, V, T), flattened to N.
     n = b * v * t
-    centre = keypoint.permute(1, 0, 3, 2, 4).reshape(m, n, 2)
+    if m == 0 or n == 0:
+        return keypoint.new_zeros(b, v, t, height, width)
+    # Persons first, then x and y, then channels in output order (B, V, T)
+    # flattened to N innermost: torch's elementwise loops are slow over short
+    # innermost dimensions, such as the 2 axes or the pixels of a window.
+    centre = keypoint.permute(1, 4, 0, 3, 2).reshape(m, 2, n)
     value = value.permute(1, 0, 3, 2).reshape(m, n)
-    value = torch.where(value >= eps, value, 0.0)  # NaN confidences fail the test too
-    pixel, profile = _gaussian_windows(centre, (width, height), sigma)  # (M, N, 2, K) each
-    (x, y), (gx, gy) = pixel.unbind(-2), profile.unbind(-2)
-
-    # The 2-D Gaussian is the outer product of the two 1-D profiles: a K x K
-    # patch per joint, written into the zeros; max, not sum, over persons
-    # (and over the zeros of pixels past a window, which share an index).
-    patch = (gy * value[..., None])[..., :, None] * gx[..., None, :]
-    channel = torch.arange(n, device=keypoint.device)[:, None, None]
-    index = (channel * height + y[..., :, None]) * width + x[..., None, :]
-    out = keypoint.new_zeros(n * height * width)
-    out.scatter_reduce_(0, index.flatten(), patch.flatten(), "amax")
+    # A confidence of 0 or less draws nothing visible (persons merge by max
+    # over zeros); NaN confidences fail the tests too.
+    drawn = value >= eps if eps > 0 else (value >= eps) & (value > 0)
+    if keypoint.device.type == "cpu":
+        out = _scatter_joints(centre, value, drawn, size, sigma)
+    else:
+        out = _dense_joints(centre, value, drawn, size, sigma)
     return out.view(b, v, t, height, width)
+
+
+def _scatter_joints(
+    centre: Tensor, value: Tensor, drawn: Tensor, size: tuple[int, int], sigma: float
+) -> Tensor:
+    """Joint heatmaps drawn as small patches into lazily zeroed memory (the CPU path).
+
+    Only the patches are computed and written, so only the memory under them
+    is ever touched, as in the reference: on a CPU, the operating system's
+    zeroing of a fresh output costs more than all the arithmetic. The
+    elementwise work avoids boolean tensors, on which torch's CPU kernels
+    are several times slower than on floats.
+
+    Args:
+        centre: ``(M, 2, N)`` joints ``(x, y)`` of ``N`` channels of ``M`` persons.
+        value: ``(M, N)`` confidences.
+        drawn: ``(M, N)`` which joints to draw.
+        size: ``(H, W)`` of the heatmaps.
+        sigma: standard deviation of the Gaussians in pixels.
+
+    Returns:
+        ``(N * H * W,)`` float32 heatmaps.
+    """
+    m, n = drawn.shape
+    height, width = size
+    span = _span(sigma, size)
+    kx, ky = min(span, width), min(span, height)
+    length = centre.new_tensor([[width], [height]])
+    first, stop = _window(centre, centre, length, sigma)  # (M, 2, N)
+    drawn = drawn & (stop > first).all(1)  # False for NaN, too
+    # A joint's patch is a ky x kx block of pixels over its window, shifted
+    # back into the image where the window meets the right or bottom edge;
+    # the block's pixels outside the window are 0 (as in the reference, and
+    # harmless in the max over persons).
+    start = torch.minimum(first, centre.new_tensor([[width - kx], [height - ky]]))
+    start.nan_to_num_(0.0)
+    pixel = start[:, :, None] + _pixels(span, centre.device)[:, None]  # (M, 2, K, N)
+    # 1 inside the window, 0 outside (all integers: first <= pixel < stop).
+    inside = torch.sub(pixel, first[:, :, None]).add_(1).clamp_(0, 1)
+    inside.mul_(torch.sub(stop[:, :, None], pixel).clamp_(0, 1))
+    profile = _profile(pixel, centre[:, :, None], sigma).mul_(inside)
+    # The 2-D Gaussian is the outer product of the 1-D ones, the confidence
+    # folded into y: (M, ky, kx, N), then in memory order (M, N, ky, kx).
+    gx, gy = profile[:, 0, :kx], profile[:, 1, :ky].mul_(value[:, None])
+    patch = (gy[:, :, None] * gx[:, None]).permute(0, 3, 1, 2).reshape(-1)
+
+    # Where each block starts; a joint not drawn goes to a dummy block past
+    # the heatmaps, so it touches none of their memory.
+    dummy = n * height * width
+    corner = start.long()
+    corner = corner[:, 1] * width + corner[:, 0]
+    corner += torch.arange(0, dummy, height * width, device=centre.device)
+    corner.masked_fill_(~drawn, dummy)
+    rows = torch.arange(0, ky * width, width, device=centre.device)
+    offset = (rows[:, None] + torch.arange(kx, device=centre.device)).view(-1)
+    index = corner[:, :, None].expand(m, n, ky * kx) + offset  # (M, N, ky * kx)
+    out = _lazy_zeros(dummy + ky * width, centre.device)
+    if m == 1:  # every pixel written at most once
+        out.scatter_(0, index.view(-1), patch)
+    else:  # max, not sum, over persons
+        out.scatter_reduce_(0, index.view(-1), patch, "amax")
+    return out[:dummy]
+
+
+def _dense_joints(
+    centre: Tensor, value: Tensor, drawn: Tensor, size: tuple[int, int], sigma: float
+) -> Tensor:
+    """Joint heatmaps as dense outer products of 1-D Gaussians (the GPU path).
+
+    Every pixel of the output is written once per person, with no zeros
+    first and no scatter: on a GPU this is bound by memory bandwidth.
+
+    Args:
+        centre: ``(M, 2, N)`` joints ``(x, y)`` of ``N`` channels of ``M`` persons.
+        value: ``(M, N)`` confidences.
+        drawn: ``(M, N)`` which joints to draw.
+        size: ``(H, W)`` of the heatmaps.
+        sigma: standard deviation of the Gaussians in pixels.
+
+    Returns:
+        ``(N * H * W,)`` float32 heatmaps, the same numbers as :func:`_scatter_joints`.
+    """
+    m, n = drawn.shape
+    height, width = size
+    profiles = []
+    for axis, length in enumerate((width, height)):  # x, then y
+        mu = centre[:, axis, :, None]  # (M, N, 1)
+        first, stop = _window(mu, mu, length, sigma)
+        pixel = _pixels(length, centre.device)
+        inside = (pixel >= first) & (pixel < stop) & drawn[..., None]
+        profiles.append(torch.where(inside, _profile(pixel, mu, sigma), 0.0))  # (M, N, length)
+    gx, gy = profiles
+    gy.mul_(torch.where(drawn, value, 0.0)[..., None])  # no NaN confidences
+    out = torch.empty(n, height, width, device=centre.device)
+    torch.mul(gy[0, :, :, None], gx[0, :, None, :], out=out)
+    for p in range(1, m):  # max, not sum, over persons (and over the zeros)
+        torch.maximum(out, gy[p, :, :, None] * gx[p, :, None, :], out=out)
+    return out.view(-1)
 
 
 def batch_limb_heatmaps(
@@ -181,7 +285,7 @@ def batch_limb_heatmaps(
 
     # Each channel is computed on a crop that covers its windows (of all
     # persons); channels with crops of similar size are processed together.
-    out = torch.zeros(n * height * width, device=keypoint.device)
+    out = _lazy_zeros(n * height * width, keypoint.device)
     for channels, (h, w) in _crop_groups(terms.first, terms.stop, _budget(keypoint.device)):
         y0 = terms.first[channels, 0].clamp(max=height - h).long()  # keeps the crop inside
         x0 = terms.first[channels, 1].clamp(max=width - w).long()
@@ -258,29 +362,32 @@ def _inside(first: Tensor, stop: Tensor, length: int) -> Tensor:
     return (pixel >= first[..., None]) & (pixel < stop[..., None])
 
 
-def _gaussian_windows(
-    centre: Tensor, length: tuple[int, ...], sigma: float
-) -> tuple[Tensor, Tensor]:
-    """1-D Gaussians over their ``±3 sigma`` windows along the image axes.
+def _span(sigma: float, size: tuple[int, int]) -> int:
+    """Most pixels in a joint's window along an axis, ``floor(6 sigma) + 2``.
 
-    Args:
-        centre: ``(..., A)`` coordinates along ``A`` axes.
-        length: pixels along each of the ``A`` axes.
-        sigma: standard deviation in pixels.
-
-    Returns:
-        ``(..., A, K)`` long pixel indices and float32 values (peak 1) of
-        the ``K`` pixels from the start of each window; pixels past its end
-        get the value 0 (and index 0, to stay inside the image).
+    Give or take the float32 rounding of the window's bounds (well below a
+    pixel for coordinates of the image's magnitude), capped by the image.
     """
-    # A window spans at most floor(6 sigma) + 2 pixels; one more for rounding.
-    span = min(math.floor(6 * sigma) + 3, max(length))
-    first, stop = _window(centre, centre, centre.new_tensor(length), sigma)
-    pixel = first[..., None] + _pixels(span, centre.device)
-    inside = pixel < stop[..., None]  # False for NaN centres too
-    exponent = (pixel - centre[..., None]).square_().mul_(-0.5 / sigma**2)
-    profile = exponent.clamp_(min=_MIN_EXPONENT).exp_()  # clamped only for tiny sigma
-    return torch.where(inside, pixel, 0.0).long(), torch.where(inside, profile, 0.0)
+    return min(math.floor(6 * sigma + (max(size) + 4) * 2**-20) + 2, max(size))
+
+
+def _profile(pixel: Tensor, centre: Tensor, sigma: float) -> Tensor:
+    """``exp(-(pixel - centre)^2 / (2 sigma^2))``, broadcast (clamped for tiny sigma)."""
+    exponent = (pixel - centre).square_().mul_(-0.5 / sigma**2)
+    return exponent.clamp_(min=_MIN_EXPONENT).exp_()
+
+
+def _lazy_zeros(numel: int, device: torch.device) -> Tensor:
+    """``(numel,)`` float32 zeros whose memory, on a CPU, is only touched when written.
+
+    ``torch.zeros`` writes every page of a fresh block; numpy's ``zeros`` is
+    ``calloc``, which takes a large block straight from the operating system,
+    already zero, page by page as it is first written (mmaction2's reference
+    allocates its heatmaps the same way).
+    """
+    if device.type == "cpu":
+        return torch.from_numpy(np.zeros(numel, np.float32))
+    return torch.zeros(numel, device=device)
 
 
 class _LimbTerms(NamedTuple):

@@ -167,6 +167,69 @@ def test_long_limbs_match_reference():
     assert max_abs_diff(limb_heatmaps(kp, None, (64, 64), limbs), expected) <= 1e-5
 
 
+def test_joint_edges_and_sizes_match_reference():
+    """Windows cut by every edge, images smaller than a window, several sigmas."""
+    rng = np.random.default_rng(12)
+    for size in [(2, 3), (5, 5), (7, 4), (9, 16)]:
+        height, width = size
+        edge_x = [-2.9, -2.5, -1.0, -0.4, 0.0, 0.3]
+        edge_x += [width - 1.5, width - 1, width - 0.5, width + 1.7]
+        edge_y = [-2.5, 0.0, 0.6, height - 1, height - 0.2, height + 1.7]
+        kp = np.array([[x, y] for x in edge_x for y in edge_y], np.float32)[None, None]
+        kp = np.concatenate([kp, rng.uniform(-3, max(size) + 3, kp.shape).astype(np.float32)], 1)
+        for sigma in [0.3, 0.6, 1.5]:
+            expected = reference_heatmaps(kp, None, size, sigma)
+            actual = joint_heatmaps(kp, None, size, sigma)
+            assert max_abs_diff(actual, expected) <= 1e-5, (size, sigma)
+
+
+@pytest.mark.parametrize("m", [1, 2, 3])
+def test_joint_scores_zero_negative_and_eps(m):
+    """Zero and negative confidences draw nothing, with and without eps."""
+    size = (48, 64)
+    kp, score = random_clip(13, m, size=size)
+    score[:, :, 2] = -0.5
+    score[:, 2:4, 5] = 0.0
+    for eps in [1e-4, 0.0, -1.0]:
+        expected = reference_heatmaps(kp, score, size, eps=eps)
+        assert max_abs_diff(joint_heatmaps(kp, score, size, eps=eps), expected) <= 1e-5
+        assert expected[2].max() == 0
+
+
+def test_one_person_equals_two_with_an_absent_one():
+    """The single-person path (plain writes) and the max over persons agree."""
+    size = (56, 56)
+    kp, score = random_clip(14, 1, size=size)
+    absent_kp = np.concatenate([kp, kp[:, ::-1] + 0.5])  # a second person, never drawn
+    absent_score = np.concatenate([score, np.zeros_like(score)])
+    one = joint_heatmaps(kp, score, size)
+    torch.testing.assert_close(joint_heatmaps(absent_kp, absent_score, size), one, atol=0, rtol=0)
+    # The same person twice: the max of two equal patches.
+    twice = joint_heatmaps(np.concatenate([kp, kp]), np.concatenate([score, score]), size)
+    torch.testing.assert_close(twice, one, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("m", [1, 2])
+def test_dense_joint_path_matches_reference(monkeypatch, m):
+    """The dense outer products used on GPUs, run on the CPU, match the reference."""
+    size = (48, 64)
+    kp, score = random_clip(15, m, size=size)
+    expected_sparse = joint_heatmaps(kp, score, size)
+    monkeypatch.setattr(heatmaps, "_scatter_joints", heatmaps._dense_joints)
+    actual = joint_heatmaps(kp, score, size)
+    assert max_abs_diff(actual, reference_heatmaps(kp, score, size)) <= 1e-5
+    torch.testing.assert_close(actual, expected_sparse, atol=1e-7, rtol=0)
+
+
+def test_joint_outputs_are_fresh_and_contiguous():
+    kp, score = random_clip(16, 1)
+    first = joint_heatmaps(kp, score, (48, 64))
+    expected = first.clone()
+    second = joint_heatmaps(kp, score, (48, 64))
+    second.fill_(7.0)  # writing one result leaves the other alone
+    assert first.is_contiguous() and torch.equal(first, expected)
+
+
 def test_score_none_is_all_ones():
     kp, _ = random_clip(3, 2)
     ones = np.ones(kp.shape[:-1], np.float32)
