@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .fgtext import FGTextTable
 from .readers.common import ClipRecord, DataFormatError
 from .readers.media import align_indices, media_num_frames, read_media_frames
 from .transforms.heatmaps import batch_joint_heatmaps, batch_limb_heatmaps
@@ -106,6 +107,9 @@ class SkeletonClipDataset(Dataset):
     #: ``"skip"``: it is replaced by the next sample that loads, with a warning naming it
     #: (once per worker) and its id added to :attr:`failed`. Set by the datamodule.
     on_bad_sample: str = "raise"
+    #: FG-Text of the samples (FG-SGL): when set, items carry ``fg_text`` (sides
+    #: swapped with a flipped clip) and ``class_text``. Set by the datamodule.
+    texts: FGTextTable | None = None
 
     def __getitem__(self, index: int) -> dict:
         for attempt in range(len(self.records)):
@@ -125,7 +129,11 @@ class SkeletonClipDataset(Dataset):
                         f"skipping bad sample (on_bad_sample='skip'): {message}", stacklevel=2
                     )
                 continue
+            flipped = bool(item.pop("_flipped", False))
             item = {**item, "label": rec.label, "sample_id": rec.sample_id}
+            if self.texts is not None:
+                item["fg_text"] = self.texts.sentence(rec.sample_id, rec.label, flipped)
+                item["class_text"] = self.texts.class_sentence(rec.label)
             if rec.coarse_label is not None:  # MA-52: body-part label next to the action label
                 item["coarse_label"] = rec.coarse_label
             return item
@@ -133,9 +141,11 @@ class SkeletonClipDataset(Dataset):
 
     def _load_inputs(self, rec: ClipRecord) -> dict:
         """The model inputs of one record (subclasses supply other modalities)."""
-        return {"skeleton": self._load(rec)}
+        skeleton, flipped = self._load(rec)
+        return {"skeleton": skeleton, "_flipped": flipped}
 
-    def _load(self, rec: ClipRecord) -> torch.Tensor:
+    def _load(self, rec: ClipRecord) -> tuple[torch.Tensor, bool]:
+        """The skeleton tensor of one record and whether it was flipped (training)."""
         cfg = self.config
         kp = rec.keypoint if cfg.joints is None else rec.keypoint[:, list(cfg.joints)]
         if cfg.normalize:
@@ -151,16 +161,17 @@ class SkeletonClipDataset(Dataset):
             rng = np.random.default_rng(int(torch.randint(2**62, ())))
             idx = uniform_sample_indices(len(kp), cfg.clip_len, rng=rng)
             clip = kp[idx]
-            if cfg.flip_prob > 0 and rng.random() < cfg.flip_prob:
+            flipped = cfg.flip_prob > 0 and rng.random() < cfg.flip_prob
+            if flipped:
                 clip = flip_skeleton(clip, cfg.flip_permutation)
-            return _to_tensor(clip)
+            return _to_tensor(clip), flipped
         idx = uniform_sample_indices(len(kp), cfg.clip_len, num_clips=cfg.num_clips, test_mode=True)
         views = list(kp[idx].reshape(cfg.num_clips, cfg.clip_len, *kp.shape[1:]))
         if cfg.test_flip:
             views += [flip_skeleton(v, cfg.flip_permutation) for v in views]
         if len(views) == 1:
-            return _to_tensor(views[0])
-        return torch.stack([_to_tensor(v) for v in views])
+            return _to_tensor(views[0]), False
+        return torch.stack([_to_tensor(v) for v in views]), False
 
 
 def _to_tensor(clip: np.ndarray) -> torch.Tensor:
@@ -258,7 +269,7 @@ class HeatmapClipDataset(SkeletonClipDataset):
         keypoint, shape = pose_compact(keypoint, opt.img_shape)
         new = short_side_shape(shape, opt.test_size)
         keypoint, shape = resize_keypoints(keypoint, shape, new), new
-        flip_views = False
+        flip_views = flipped = False
         if self.train:
             box = random_resized_crop_box(shape, rng, opt.area_range)
             keypoint, shape = crop_keypoints(keypoint, box)
@@ -266,7 +277,8 @@ class HeatmapClipDataset(SkeletonClipDataset):
                 resize_keypoints(keypoint, shape, (opt.size, opt.size)),
                 (opt.size, opt.size),
             )
-            if cfg.flip_prob > 0 and rng.random() < cfg.flip_prob:
+            flipped = cfg.flip_prob > 0 and rng.random() < cfg.flip_prob
+            if flipped:
                 keypoint, score = flip_keypoints(keypoint, score, shape[1], cfg.flip_permutation)
         else:
             keypoint, shape = center_crop(keypoint, shape, opt.test_size)
@@ -285,11 +297,12 @@ class HeatmapClipDataset(SkeletonClipDataset):
                 "pose_score": score,
                 "heatmap_size": torch.tensor(shape),
                 "heatmap_flip": torch.tensor(flip_views),
+                "_flipped": flipped,
             }
         heatmap = render_heatmaps(keypoint, score, shape, opt, self.limbs)
         if flip_views:
             heatmap = torch.cat([heatmap, self.flip_heatmaps(heatmap)])
-        return {"heatmap": heatmap[0] if len(heatmap) == 1 else heatmap}
+        return {"heatmap": heatmap[0] if len(heatmap) == 1 else heatmap, "_flipped": flipped}
 
     def flip_heatmaps(self, heatmap: torch.Tensor) -> torch.Tensor:
         """Test-time flip of rendered volumes; see :func:`flip_heatmaps`."""
@@ -541,6 +554,7 @@ class ClipDataset(SkeletonClipDataset):
                 out["heatmap"] = self._heatmap(rec, idx, flips, box, frames.shape[-2:])
         if len(idx) == 1:  # no view axis for a single view
             out = {k: v[0] if k != "img_shape" else v for k, v in out.items()}
+        out["_flipped"] = self.train and flips[0]
         return out
 
     # ---------------------------------------------------------------- pose

@@ -49,6 +49,7 @@ from typing import Literal
 
 import numpy as np
 
+from .fgtext import FGAttributes, write_fgtext_csv
 from .readers.video import write_video
 from .synthetic_render import FigureStyle, render_background, render_figure
 
@@ -538,6 +539,7 @@ class _Clip:
         self.spread = {s: np.ones(n) for s in "rl"}
         self.hidden = {s: np.zeros(n, bool) for s in "rl"}
         self.fidget = {s: np.zeros(n) for s in "rl"}
+        self.info: dict[str, float] = {}  # random choices FG-Text needs (turn directions)
 
 
 _HEAD_JOINTS = ("head", "nose", "r_eye", "l_eye", "r_ear", "l_ear")
@@ -625,7 +627,8 @@ def _head_gesture(
     elif spec.pattern == "tilt":
         roll = 0.3 * k * env
     elif spec.pattern == "turn":  # look to one side and hold
-        yaw = 0.35 * k * env * rng.choice([-1.0, 1.0])
+        clip.info["turn"] = float(rng.choice([-1.0, 1.0]))
+        yaw = 0.35 * k * env * clip.info["turn"]
     elif spec.pattern == "shake":  # shake the head: yaw oscillation
         yaw = 0.3 * k * env * np.sin(2 * np.pi * t / rng.uniform(8, 12))
     _move_head(clip, pitch, roll, shift, yaw)
@@ -678,7 +681,8 @@ def _body_gesture(
             shift[:, 1] = -4.0 * amp * env
             shift[:, 2] = 1.5 * amp * env
         elif spec.pattern == "turn":  # turn the upper body about the vertical axis
-            rot = _rot("y", 0.25 * (amp / _BASE_AMPLITUDE) * env * rng.choice([-1.0, 1.0]))
+            clip.info["turn"] = float(rng.choice([-1.0, 1.0]))
+            rot = _rot("y", 0.25 * (amp / _BASE_AMPLITUDE) * env * clip.info["turn"])
             for k in _UPPER:
                 clip.pos[k] = np.einsum("nij,nj->ni", rot, clip.pos[k])
             for s in "rl":
@@ -734,6 +738,7 @@ def _legs(clip: _Clip, pattern: str, env: np.ndarray, amp: float) -> None:
 def _illustrate(clip: _Clip, env: np.ndarray, rng: np.random.Generator) -> None:
     """Non-MG: large, free illustrative gestures with one or both hands."""
     sides = ["r", "l"] if rng.random() < 0.5 else [clip.subject.dominant]
+    clip.info["hands"] = len(sides)
     for side in sides:
         centre = _mirror([-0.3, 0.45, 0.5]) if side == "l" else np.array([-0.3, 0.45, 0.5])
         path = centre + 0.3 * _smooth_noise(clip.n, 3, rng, cutoff=0.12) * np.array([1, 1, 0.3])
@@ -785,7 +790,12 @@ def _finish(clip: _Clip, rng: np.random.Generator, noise: float) -> dict[str, np
 
 
 def render_clip(
-    spec: GestureSpec, n: int, subject: _Subject, amplitude: float, noise: float
+    spec: GestureSpec,
+    n: int,
+    subject: _Subject,
+    amplitude: float,
+    noise: float,
+    info: dict | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Animate one clip.
 
@@ -795,6 +805,8 @@ def render_clip(
         subject: who performs it.
         amplitude: size of the distinguishing motion, in body units.
         noise: multiplier of the nuisance motion.
+        info: filled with the clip's random choices that its FG-Text needs
+            (``"turn"``: ±1 turn direction, ``"hands"``: hands used by non-MG).
 
     Returns:
         ``(positions, hidden)``: joint name -> ``(n, 3)`` body-unit positions, and
@@ -813,7 +825,141 @@ def render_clip(
         _illustrate(clip, env, rng)
     else:
         _body_gesture(clip, spec, env, amp, rng)
+    if info is not None:
+        info.update(clip.info)
     return _finish(clip, rng, noise), clip.hidden
+
+
+# FG-Text of SynthMG clips: what the generator really did (receivers use the person's
+# own left/right; "{s}" = the moving hand's side, "{o}" = the other side).
+_RECEIVERS: dict[str, str] = {
+    "eye": "{s} eye",
+    "forehead": "forehead",
+    "head_side": "{s} side of the head",
+    "hat": "hat",
+    "hair": "hair above the {s} ear",
+    "cheek": "{s} cheek",
+    "ear": "{s} ear",
+    "mouth": "mouth",
+    "jaw": "jaw",
+    "face": "face",
+    "neck": "neck",
+    "notch": "suprasternal notch",
+    "collar": "shirt collar",
+    "chest": "chest",
+    "other_arm": "{o} upper arm",
+    "other_elbow": "{o} elbow",
+    "other_forearm": "{o} forearm",
+    "back": "back",
+    "behind": "back",
+    "hip": "{s} hip",
+    "front": "other hand",
+    "lap": "lap",
+    "chest_front": "other fingertips",
+    "side_low": "{s} side of the body",
+    "knee": "{s} knee",
+    "shin": "{s} shin",
+    "hindbrain": "back of the head",
+    "glasses": "glasses",
+    "nose": "nose",
+    "shoulder": "{o} shoulder",
+    "wave": "none",
+    "wide": "none",
+    "reach": "none",
+}
+# Both hands act on the two sides at once.
+_RECEIVERS_BOTH: dict[str, str] = {
+    "other_elbow": "opposite elbows",
+    "hip": "hips",
+    "side_low": "sides of the body",
+}
+_DIRECTIONS: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "eye forehead head_side hat hair cheek ear mouth jaw face neck notch collar "
+            "glasses nose hindbrain wave shoulder"
+        ).split(),
+        "upward",
+    ),
+    **dict.fromkeys(
+        "chest other_arm other_elbow other_forearm front chest_front".split(), "inward"
+    ),
+    **dict.fromkeys(("back", "behind"), "backward"),
+    **dict.fromkeys("lap knee shin side_low hip".split(), "downward"),
+    "wide": "outward",
+    "reach": "forward",
+}
+_MOTIONS: dict[str, str] = {
+    "hold": "holding",
+    "rub": "rubbing",
+    "scratch": "scratching",
+    "tap": "tapping",
+    "circle": "circling",
+    "pull": "pulling",
+    "sweep": "sweeping",
+}
+# (part, pattern) -> attributes of the body (non-hand) gestures; "{t}" = turn side.
+_BODY_ATTRIBUTES: dict[tuple[str, str], tuple[str, str, str, str]] = {
+    ("head", "down"): ("head", "shoulders", "downward", "sinking"),
+    ("head", "up"): ("head", "none", "upward", "raising"),
+    ("head", "press"): ("lips", "none", "inward", "pressing"),
+    ("head", "nod"): ("head", "none", "up and down", "nodding"),
+    ("head", "tilt"): ("head", "none", "sideways", "tilting"),
+    ("head", "turn"): ("head", "none", "to the {t}", "turning"),
+    ("head", "shake"): ("head", "none", "left and right", "shaking"),
+    ("shoulders", "alternate"): ("shoulders", "none", "up and down", "shaking"),
+    ("shoulders", "breath"): ("shoulders", "none", "upward", "breathing"),
+    ("shoulders", "shrug"): ("shoulders", "none", "upward", "shrugging"),
+    ("torso", "sway"): ("upper body", "none", "sideways", "swaying"),
+    ("torso", "straighten"): ("upper body", "none", "upward", "straightening"),
+    ("torso", "shake"): ("whole body", "none", "sideways", "shaking"),
+    ("torso", "rise"): ("whole body", "none", "upward", "rising"),
+    ("torso", "turn"): ("upper body", "none", "to the {t}", "turning"),
+    ("legs", "shake"): ("legs", "none", "sideways", "shaking"),
+    ("legs", "cross"): ("right leg", "left knee", "upward", "crossing"),
+    ("legs", "curl"): ("legs", "chair", "backward", "curling"),
+    ("legs", "spread"): ("legs", "none", "outward", "spreading"),
+    ("legs", "close"): ("legs", "other leg", "inward", "closing"),
+    ("legs", "stretch"): ("feet", "none", "forward", "stretching"),
+    ("legs", "retract"): ("feet", "chair", "backward", "retracting"),
+    ("legs", "tiptoe"): ("heels", "none", "upward", "tiptoeing"),
+}
+
+
+def synth_attributes(spec: GestureSpec, dominant: str, info: dict | None = None) -> FGAttributes:
+    """The true FG-Text attributes of a SynthMG clip.
+
+    Args:
+        spec: the clip's gesture.
+        dominant: the subject's dominant hand, ``"r"`` or ``"l"`` (the hand of
+            one-handed gestures).
+        info: the clip's random choices, as :func:`render_clip` fills them.
+
+    Returns:
+        Initiator, receiver, direction and motion type, naming the person's own
+        left and right.
+    """
+    info = info or {}
+    side = "right" if dominant == "r" else "left"
+    other = "left" if dominant == "r" else "right"
+    if spec.part in ("hand", "hands"):
+        both = spec.part == "hands"
+        target = spec.target or "front"
+        receiver = _RECEIVERS_BOTH.get(target) if both else None
+        receiver = receiver or _RECEIVERS[target].format(s=side, o=other)
+        motion = _MOTIONS[spec.pattern]
+        if spec.fingers == "fidget":
+            motion = "fidgeting"
+        elif target == "wave":
+            motion = "waving"
+        initiator = "both hands" if both else f"{side} hand"
+        return FGAttributes(initiator, receiver, _DIRECTIONS[target], motion)
+    if spec.part == "random":  # non-MG: illustrative gestures with one or both hands
+        hands = "both hands" if info.get("hands", 1) == 2 else f"{side} hand"
+        return FGAttributes(hands, "none", "outward", "gesturing")
+    turn = "left" if info.get("turn", 1.0) > 0 else "right"  # +yaw moves the nose to +x
+    row = _BODY_ATTRIBUTES[(spec.part, spec.pattern)]
+    return FGAttributes(*(v.format(t=turn) for v in row))
 
 
 def _idle(n: int, subject: _Subject, noise: float) -> tuple[dict[str, np.ndarray], dict]:
@@ -1051,14 +1197,15 @@ def _write_csv(path: Path, rows: np.ndarray, line: str) -> None:
 
 def _render_sequence(
     subj: _Subject, labels: np.ndarray, cfg: SynthMGConfig, specs: Sequence[GestureSpec]
-) -> tuple[np.ndarray | None, list[tuple[int, int, int]], tuple[dict, dict]]:
+) -> tuple[np.ndarray | None, list[tuple[int, int, int]], tuple[dict, dict], list[FGAttributes]]:
     """Animate one long sequence with the given clip labels in order.
 
     Returns:
-        ``(frames, clips, (positions, hidden))``: per-frame joints in the layout's
-        row format (``None`` for the video-only MA-52 layout), ``(label, start,
-        end)`` with 0-based inclusive frames, and the body-unit joint positions and
-        hidden-hand masks of every frame (what the RGB renderer draws).
+        ``(frames, clips, (positions, hidden), attributes)``: per-frame joints in
+        the layout's row format (``None`` for the video-only MA-52 layout),
+        ``(label, start, end)`` with 0-based inclusive frames, the body-unit joint
+        positions and hidden-hand masks of every frame (what the RGB renderer
+        draws), and the true FG-Text attributes of every clip.
     """
     rng = subj.rng
     noise = 0.5 + cfg.difficulty
@@ -1066,6 +1213,7 @@ def _render_sequence(
     project = {"imigue": _to_imigue, "smg": _to_smg}.get(cfg.layout)
     parts: list[tuple[dict, dict]] = []
     chunks, clips, t = [], [], 0
+    attributes: list[FGAttributes] = []
 
     def add(pos: dict, hidden: dict) -> None:
         parts.append((pos, hidden))
@@ -1078,15 +1226,17 @@ def _render_sequence(
             add(*_idle(gap, subj, noise))
             t += gap
         n = int(rng.integers(cfg.clip_frames[0], cfg.clip_frames[1] + 1))
-        add(*render_clip(specs[label], n, subj, amplitude, noise))
+        info: dict = {}
+        add(*render_clip(specs[label], n, subj, amplitude, noise, info))
         clips.append((int(label), t, t + n - 1))
+        attributes.append(synth_attributes(specs[label], subj.dominant, info))
         t += n
     tail = int(rng.integers(cfg.gap_frames[0], cfg.gap_frames[1] + 1)) + 1
     add(*_idle(tail, subj, noise))
     positions = {k: np.concatenate([p[k] for p, _ in parts]) for k in parts[0][0]}
     hidden = {s: np.concatenate([h[s] for _, h in parts]) for s in "rl"}
     frames = np.concatenate(chunks, 0) if chunks else None
-    return frames, clips, (positions, hidden)
+    return frames, clips, (positions, hidden), attributes
 
 
 def _render_rgb(
@@ -1132,6 +1282,7 @@ def generate_synthmg(out: str | Path, config: SynthMGConfig | None = None, **kwa
     probs = _class_probs(cfg.layout, cfg.tail_floor)
     writer = _WRITERS[cfg.layout](out, cfg)
     meta: dict = {"config": asdict(cfg), "videos": {}, "class_counts": {}}
+    fgtext: dict[str, FGAttributes] = {}
     counts = {split: np.zeros(len(specs), dtype=int) for split in _SPLITS}
     sid = vid = 0
     for split, n_subj in zip(_SPLITS, cfg.subjects, strict=True):
@@ -1143,12 +1294,15 @@ def generate_synthmg(out: str | Path, config: SynthMGConfig | None = None, **kwa
                 vid += 1
                 n_clips = max(1, int(rng.poisson(cfg.clips_per_video)))
                 labels = rng.choice(len(specs), size=n_clips, p=probs)
-                frames, clips, motion = _render_sequence(subj, labels, cfg, specs)
+                frames, clips, motion, attrs = _render_sequence(subj, labels, cfg, specs)
                 rgb = _render_rgb(subj, motion, cfg, vid) if cfg.video else None
-                for name, clip_split, label in writer.write(split, sid, vid, frames, clips, rgb):
+                written = writer.write(split, sid, vid, frames, clips, rgb)
+                for (name, clip_split, label, sample), a in zip(written, attrs, strict=True):
                     meta["videos"][name] = {"subject": sid, "split": clip_split}
                     counts[clip_split][label] += 1
+                    fgtext[sample] = a
     writer.close()
+    write_fgtext_csv(out / "fgtext.csv", fgtext)
     meta["class_counts"] = {split: c.tolist() for split, c in counts.items()}
     (out / "synthmg.json").write_text(json.dumps(meta, indent=1))
     return out
@@ -1170,7 +1324,8 @@ _IMIGUE_RGB_DIRS = {
 class _Writer:
     """Writes the sequences of one layout.
 
-    ``write`` yields ``(name, split, label)`` per clip for the meta file.
+    ``write`` yields ``(name, split, label, sample_id)`` per clip for the meta file
+    and the FG-Text annotations (``sample_id`` as the release's reader names it).
     """
 
     def __init__(self, out: Path, cfg: SynthMGConfig) -> None:
@@ -1184,7 +1339,7 @@ class _Writer:
         frames: np.ndarray | None,
         clips: list[tuple[int, int, int]],
         rgb: np.ndarray | None,
-    ) -> Iterator[tuple[str, str, int]]:
+    ) -> Iterator[tuple[str, str, int, str]]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -1204,7 +1359,7 @@ class _IMiGUEWriter(_Writer):
         frames: np.ndarray | None,
         clips: list[tuple[int, int, int]],
         rgb: np.ndarray | None,
-    ) -> Iterator[tuple[str, str, int]]:
+    ) -> Iterator[tuple[str, str, int, str]]:
         from mgr.classes import imigue_label_to_raw
 
         name = f"{vid:04d}"
@@ -1223,8 +1378,8 @@ class _IMiGUEWriter(_Writer):
                     rgb_dir / f"{name}_{k}.mp4", rgb[s : e + 1], fps=self.cfg.fps, preset="veryfast"
                 )
                 self.lists[split].append(f"{name}_{k}.mp4 {c}")
-        for c, _, _ in clips:
-            yield name, split, c
+        for k, (c, _, _) in enumerate(clips):
+            yield name, split, c, f"{name}_{k}"
 
     def close(self) -> None:
         if self.cfg.video:
@@ -1242,7 +1397,7 @@ class _SMGWriter(_Writer):
         frames: np.ndarray | None,
         clips: list[tuple[int, int, int]],
         rgb: np.ndarray | None,
-    ) -> Iterator[tuple[str, str, int]]:
+    ) -> Iterator[tuple[str, str, int, str]]:
         from mgr.classes import smg_label_to_raw
 
         name = f"Sample{sid:04d}"
@@ -1263,8 +1418,8 @@ class _SMGWriter(_Writer):
             rgb_dir = self.out / "smg_rgb" / name
             rgb_dir.mkdir(parents=True, exist_ok=True)
             write_video(rgb_dir / f"{name}_color.mp4", rgb, fps=self.cfg.fps, preset="veryfast")
-        for c, _, _ in clips:
-            yield name, split, c
+        for k, (c, _, _) in enumerate(clips):
+            yield name, split, c, f"{name}{k}"
 
 
 class _MA52Writer(_Writer):
@@ -1291,7 +1446,7 @@ class _MA52Writer(_Writer):
         frames: np.ndarray | None,
         clips: list[tuple[int, int, int]],
         rgb: np.ndarray | None,
-    ) -> Iterator[tuple[str, str, int]]:
+    ) -> Iterator[tuple[str, str, int, str]]:
         from mgr.classes import ma52_fine_to_coarse
 
         for c, s, e in clips:
@@ -1307,7 +1462,7 @@ class _MA52Writer(_Writer):
             folder.mkdir(parents=True, exist_ok=True)
             write_video(folder / f"{name}.mp4", rgb[s : e + 1], fps=self.cfg.fps, preset="veryfast")
             self.lists[clip_split].append(f"{name}.mp4 {c}")
-            yield name, clip_split, c
+            yield name, clip_split, c, name
 
     def close(self) -> None:
         for split, lines in self.lists.items():

@@ -26,6 +26,7 @@ from mgr.data.datasets import (
     flip_heatmaps,
     render_heatmaps,
 )
+from mgr.data.fgtext import FGTextTable, read_fgtext_csv
 from mgr.data.readers.common import ClipRecord
 from mgr.data.readers.media import index_media, media_num_frames
 from mgr.data.samplers import SqrtBalancedSampler, repeat_indices, repetition_factors
@@ -108,6 +109,14 @@ class MicroGestureDataModule(LightningDataModule):
         repeat_alpha: rare-class annotation repetition (online-recognition paper,
             eq. 1): each training clip of a class with ``Z_c < alpha`` clips is
             repeated ``ceil(log2(alpha / Z_c)) + 1`` times; ``None``: off.
+        fg_text: put FG-Text in the batch (FG-SGL, :mod:`mgr.data.fgtext`):
+            ``fg_text`` (list of ``B`` sentences from each clip's attributes,
+            sides swapped for flipped clips) and ``class_text`` (its class's
+            sentence); :attr:`class_texts` holds the ``K`` class sentences.
+        fg_text_file: per-sample FG-Text annotations
+            (``sample_id,initiator,receiver,direction,motion_type``) over the
+            class defaults; ``None``: ``root/fgtext.csv`` when it exists (SynthMG
+            writes one), else class defaults only.
     """
 
     #: dataset key of :func:`mgr.classes.get_classes`.
@@ -143,6 +152,8 @@ class MicroGestureDataModule(LightningDataModule):
         sampler: Literal["random", "sqrt_balanced"] = "random",
         repeat_alpha: float | None = None,
         cache_dir: str | Path | None = None,
+        fg_text: bool = False,
+        fg_text_file: str | Path | None = None,
     ) -> None:
         super().__init__()
         if scale not in ("shoulder", "none"):
@@ -189,6 +200,9 @@ class MicroGestureDataModule(LightningDataModule):
         self.layout = self._resolve_layout(self.keypoints)
         self.records: dict[str, list[ClipRecord]] = {}
         self.datasets: dict[str, SkeletonClipDataset] = {}
+        self.fg_text = fg_text
+        self.fg_text_file = Path(fg_text_file) if fg_text_file is not None else None
+        self._fgtext: FGTextTable | None = None
 
     # ---------------------------------------------------------------- to override
     def load_records(self, split: Split) -> list[ClipRecord]:
@@ -237,7 +251,27 @@ class MicroGestureDataModule(LightningDataModule):
         if self.heatmap is not None and self.modalities == ("skeleton",):
             inputs = ("heatmap",)  # HeatmapClipDataset: heatmaps in place of coordinates
         extra = ("coarse_label",) if self.dataset == "ma52" else ()
+        if self.fg_text:
+            extra += ("fg_text", "class_text")
         return (*inputs, "label", *extra, "sample_id")
+
+    @property
+    def fgtext(self) -> FGTextTable:
+        """The FG-Text table: class defaults + per-sample annotations (read once)."""
+        if self._fgtext is None:
+            path = self.fg_text_file
+            if path is None and (self.root / "fgtext.csv").is_file():
+                path = self.root / "fgtext.csv"
+            annotations = read_fgtext_csv(path) if path is not None else None
+            if path is not None:
+                log.info("FG-Text: %d per-sample annotations from %s", len(annotations), path)
+            self._fgtext = FGTextTable(self.dataset, self.class_names, annotations)
+        return self._fgtext
+
+    @property
+    def class_texts(self) -> list[str]:
+        """The ``K`` class-level FG-Text sentences (FG-SGL's CP-A prototypes)."""
+        return self.fgtext.class_sentences
 
     def _check_modalities(
         self,
@@ -532,6 +566,8 @@ class MicroGestureDataModule(LightningDataModule):
                     limbs=self.layout.limbs if self.layout is not None else (),
                 )
             self.datasets[split].on_bad_sample = self.on_bad_sample
+            if self.fg_text:
+                self._attach_fgtext(split)
             if self.skipped.get(split):
                 log.warning(
                     "%s %s: skipped %d bad clip(s) (on_bad_sample='skip'); see the warnings above",
@@ -539,6 +575,25 @@ class MicroGestureDataModule(LightningDataModule):
                     split,
                     self.skipped[split],
                 )
+
+    def _attach_fgtext(self, split: str) -> None:
+        table = self.fgtext
+        ids = [r.sample_id for r in self.datasets[split].records]
+        if table.annotations:
+            found = table.coverage(ids)
+            if found == 0:
+                raise ValueError(
+                    f"FG-Text annotations name none of the {len(ids)} {split} samples "
+                    f"(first ids here: {ids[:3]}); is the file for this dataset?"
+                )
+            if found < len(ids):
+                log.warning(
+                    "FG-Text: %d of %d %s samples have no annotation: class defaults used",
+                    len(ids) - found,
+                    len(ids),
+                    split,
+                )
+        self.datasets[split].texts = table
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
         """Render heatmaps on the device when ``heatmap.on_device`` is set."""

@@ -3,6 +3,7 @@
 from .base import Recognizer
 from .checkpoints import LoadReport, load_mmaction_checkpoint
 from .detector import OnlineDetector
+from .fgsgl import FGSGL
 from .poseconv3d import PoseConv3D
 from .rgbposeconv3d import RGBPoseConv3D
 from .stcnn import STCNN
@@ -14,6 +15,7 @@ from .video_checkpoints import (
 )
 
 __all__ = [
+    "FGSGL",
     "STCNN",
     "LoadReport",
     "OnlineDetector",

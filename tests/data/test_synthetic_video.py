@@ -93,7 +93,8 @@ def test_ma52_layout(releases: dict[str, Path]) -> None:
     root = releases["ma52"]
     names = (root / "label_name.txt").read_text().splitlines()
     assert names == [f"{i}\t{n}" for i, n in enumerate(MA52.names)]
-    assert not list(root.rglob("*.csv"))  # video only
+    # Video only: the one csv is SynthMG's FG-Text annotation file, not a skeleton.
+    assert [p.name for p in root.rglob("*.csv")] == ["fgtext.csv"]
     meta = json.loads((root / "synthmg.json").read_text())
     participants = {}
     for split in ("train", "val", "test"):
