@@ -11,7 +11,12 @@ an error at setup. Shapes:
 * ``video``: ``(B, C, T, H, W)`` float.
 * ``label``: ``(B,)`` int64, 0-based class ids (``-1`` where unknown, e.g. a test set).
 * ``sample_id``: list of ``B`` str.
-* ``fg_text``: list of ``B`` str.
+* ``fg_text``: list of ``B`` str: each clip's FG-Text sentence (FG-SGL,
+  :mod:`mgr.data.fgtext`; sides mirrored for a flipped clip).
+* ``class_text``: list of ``B`` str: the class-level sentence of each clip's label.
+* ``features``: ``(B, D, N)`` float: a Recognizer's features over ``N`` sliding
+  windows of an untrimmed sequence (online detection on features,
+  :mod:`mgr.features`), with ``centers (B, N)`` window-centre frames.
 
 Test-time views: when a datamodule produces ``N`` views (clips and/or flips)
 of one sample, the modality tensor carries an extra view axis right after the
@@ -40,6 +45,7 @@ class Sample(TypedDict, total=False):
     label: int
     sample_id: str
     fg_text: str
+    class_text: str
 
 
 class Batch(TypedDict, total=False):
@@ -51,3 +57,4 @@ class Batch(TypedDict, total=False):
     label: Tensor
     sample_id: list[str]
     fg_text: list[str]
+    class_text: list[str]

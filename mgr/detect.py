@@ -106,6 +106,12 @@ def _feature_batch(
         )
     source = SequenceSource(**{**meta["source"], "root": str(folder.parent)})
     seq = source.load(folder)
+    if meta["transform"].get("kind") != "skeleton":
+        raise NotImplementedError(
+            f"{rec_path}: mgr detect --recognizer rebuilds skeleton windows only; features of "
+            f"{meta['transform'].get('kind')} windows (video recognizers): run mgr "
+            "extract-features on the sequence and detect on the features folder"
+        )
     transform = SkeletonWindows.from_dict(meta["transform"])
     features, centers = extract_sequence_features(
         rec, seq, transform, meta["window"], meta["stride"], batch_size=batch_size

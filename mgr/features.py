@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from mgr.models.base import Recognizer
 
 __all__ = [
+    "ClipWindows",
     "SequenceSource",
     "SkeletonWindows",
     "WindowTransform",
@@ -260,6 +261,75 @@ class SkeletonWindows:
     def describe(self) -> dict[str, Any]:
         """The transform config as a dict."""
         return {"kind": "skeleton", **asdict(self.config)}
+
+
+class ClipWindows:
+    """Windows as the evaluation clips of any clip datamodule (video, heatmaps, pose, ...).
+
+    Each window becomes a :class:`~mgr.data.readers.common.ClipRecord` of the
+    sequence, its video is found the way the datamodule finds a clip's video (SMG:
+    the long ``SampleXXXX_color.mp4``), and the datamodule's evaluation
+    :class:`~mgr.data.datasets.ClipDataset` builds the batch: the same frame
+    sampling, crop (saliency boxes from the window's keypoints), resize and
+    normalisation the recognizer was evaluated with. One view per window. Each
+    window decodes its own frames, so this is slower than :class:`SkeletonWindows`.
+
+    Args:
+        dm: the recognizer's training datamodule (with ``modalities`` other than
+            skeleton only).
+    """
+
+    def __init__(self, dm: Any) -> None:
+        if getattr(dm, "layout", None) is None or dm.modalities == ("skeleton",):
+            raise ValueError(
+                f"{type(dm).__name__}: ClipWindows is for multi-modal datamodules with "
+                "skeletons (SMG/iMiGUE with video); use SkeletonWindows for skeletons"
+            )
+        self.dm = dm
+        self.keys = tuple(k for k in dm.supplies if k not in ("label", "sample_id"))
+        self.config = replace(
+            dm.transform_config(train=False), num_clips=1, test_flip=False, flip_prob=0.0
+        )
+
+    def __call__(self, seq: SequenceRecord, starts: np.ndarray, window: int) -> dict[str, Tensor]:
+        """The recognizer's batch (``video (B, C, T, H, W)``, ...) of the windows at ``starts``."""
+        from mgr.data.datasets import ClipDataset
+        from mgr.data.readers.common import ClipRecord
+
+        records = [
+            ClipRecord(
+                sample_id=f"{seq.video_id}@{s}", label=0, video_id=seq.video_id, start=int(s),
+                end=int(min(s + window, seq.num_frames)) - 1, source=seq.source,
+                keypoint=seq.keypoint[int(s) : int(s) + window],
+            )
+            for s in starts
+        ]  # fmt: skip
+        records = self.dm._attach_videos(records, "test")  # raises naming a missing video
+        dm = self.dm
+        data = ClipDataset(
+            records,
+            self.config,
+            train=False,
+            modalities=dm.modalities,
+            video=dm.video,
+            pixel_channels=dm.pixel_channels,
+            image_size=dm.image_size,
+            heatmap=dm.heatmap,
+            limbs=dm.layout.limbs,
+        )
+        items = [data[i] for i in range(len(records))]
+        return {k: torch.stack([it[k] for it in items]) for k in self.keys if k in items[0]}
+
+    def describe(self) -> dict[str, Any]:
+        """Modalities, video options and the transform config as a dict."""
+        video = asdict(self.dm.video) if self.dm.video is not None else None
+        return {
+            "kind": "clip",
+            "datamodule": f"{type(self.dm).__module__}.{type(self.dm).__qualname__}",
+            "modalities": list(self.dm.modalities),
+            "video": video,
+            **asdict(self.config),
+        }
 
 
 # ---------------------------------------------------------------------- recognizers
@@ -646,12 +716,17 @@ def extract_features_main(argv: Sequence[str]) -> int:
             )
         dm = datamodule_from_config(config, root=a.root)
     if getattr(dm, "layout", None) is None:
-        p.error(f"{type(dm).__name__} has no skeletons: video recognizers are not supported yet")
+        p.error(f"{type(dm).__name__} has no skeletons and no long sequences (MA-52)")
+    transform: WindowTransform
+    if dm.modalities == ("skeleton",) and getattr(dm, "heatmap", None) is None:
+        transform = SkeletonWindows(dm.transform_config(train=False))
+    else:  # video / heatmap / multi-modal recognizers: the datamodule's clip pipeline
+        transform = ClipWindows(dm)
     status = extract_features(
         ckpt,
         a.out,
         source=SequenceSource.of_datamodule(dm),
-        transform=SkeletonWindows(dm.transform_config(train=False)),
+        transform=transform,
         window=a.window,
         stride=a.stride,
         videos=a.videos,

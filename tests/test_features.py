@@ -198,3 +198,52 @@ def test_detect_with_recognizer_end_to_end(
         main([*args, "--recognizer", str(other)])
     with pytest.raises(SystemExit):
         main(args)
+
+
+def test_video_recognizer_windows_match_a_plain_decode(synth_smg_rgb: Path, tmp_path: Path) -> None:
+    """ClipWindows: a Video Swin's window features = decode + centre crop + resize by hand."""
+    import torchvision.transforms.v2.functional as TF
+
+    from mgr.data.datasets import VideoOptions
+    from mgr.data.readers.video import read_frames
+    from mgr.data.transforms.video import resize
+    from mgr.features import ClipWindows, SequenceSource, extract_features
+    from mgr.models import VideoSwin
+
+    pl.seed_everything(0, verbose=False)
+    dm = SMGDataModule(
+        synth_smg_rgb, modalities=["video"], coords="pixel", clip_len=4, batch_size=2,
+        video=VideoOptions(size=16, crop="center"), **SUBJECTS,
+    )  # fmt: skip
+    model = VideoSwin(
+        17, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=[2, 4, 4]
+    )
+    ckpt = _fit_and_save(model, dm, tmp_path / "swin.ckpt")
+    out = tmp_path / "feats"
+    source = SequenceSource.of_datamodule(dm)
+    status = extract_features(
+        ckpt, out, source=source, transform=ClipWindows(dm), window=12, stride=6,
+        videos=["Sample0001"], batch_size=8, progress=False,
+    )  # fmt: skip
+    assert status == {"Sample0001": "computed"}
+    data = np.load(out / "Sample0001.npz")
+    feats, centers = data["features"], data["centers"]
+    video = synth_smg_rgb / "smg_rgb" / "Sample0001" / "Sample0001_color.mp4"
+    rec = load_recognizer(ckpt).eval()
+    mean = torch.tensor(VideoOptions().mean).view(3, 1, 1, 1)
+    std = torch.tensor(VideoOptions().std).view(3, 1, 1, 1)
+    for i in (0, len(centers) // 2, len(centers) - 1):
+        start = int(centers[i]) - 6
+        idx = start + uniform_sample_indices(12, 4, test_mode=True)
+        frames = torch.as_tensor(read_frames(video, idx))
+        if frames.shape[-1] == 3:  # (T, H, W, C) -> (T, C, H, W)
+            frames = frames.permute(0, 3, 1, 2)
+        side = min(frames.shape[-2:])
+        clip = TF.center_crop(frames, [side, side])
+        # mgr's uint8 resize (checked against torchvision in its own tests) rounds like this:
+        clip = resize(clip, (16, 16)).float() / 255.0
+        clip = (clip.permute(1, 0, 2, 3) - mean) / std  # (C, T, H, W)
+        with torch.no_grad():
+            want = rec.forward_features({"video": clip[None]})[0].numpy()
+        np.testing.assert_allclose(feats[i], want, atol=1e-4)
+    assert read_feature_meta(out)["transform"]["kind"] == "clip"
