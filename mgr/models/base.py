@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -105,6 +106,11 @@ class Recognizer(LightningModule):
             :meth:`init_weights_from` directly.
         init_reset_head: keep this recognizer's freshly initialised classifier
             (needed when the checkpoint has other classes).
+        warmup_ratio: instead of ``scheduler``, a per-step schedule: linear
+            warm-up over this share of the training steps, then cosine decay to
+            zero (FG-SGL: 0.03). Transformers trained from scratch need it: without
+            warm-up the SynthMG Video Swin collapsed to the majority class.
+            ``None``: off.
 
     The validation loss ``val/loss`` is always plain, unweighted
     cross-entropy without smoothing, so it is comparable across loss settings.
@@ -131,8 +137,13 @@ class Recognizer(LightningModule):
         class_counts: list[int] | None = None,
         init_from: str | None = None,
         init_reset_head: bool = False,
+        warmup_ratio: float | None = None,
     ) -> None:
         super().__init__()
+        if warmup_ratio is not None and not 0.0 <= warmup_ratio < 1.0:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {warmup_ratio}")
+        if warmup_ratio is not None and scheduler is not None:
+            raise ValueError("warmup_ratio is a schedule of its own: drop the scheduler")
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         if class_names is not None and len(class_names) != num_classes:
@@ -564,8 +575,19 @@ class Recognizer(LightningModule):
             )
 
     def configure_optimizers(self) -> Any:
-        """Optimizer (and per-epoch scheduler) from the configured factories."""
-        optimizer = self.optimizer_factory(self.parameters())
+        """Optimizer over trainable parameters; per-epoch scheduler or per-step warm-up cosine."""
+        optimizer = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
+        warmup = self.hparams.get("warmup_ratio")
+        if warmup is not None:
+            total = max(1, int(self.trainer.estimated_stepping_batches))
+            steps = int(warmup * total)
+            schedule = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: warmup_cosine(step, total, steps)
+            )
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": schedule, "interval": "step"},
+            }
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)
@@ -573,6 +595,14 @@ class Recognizer(LightningModule):
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             config["monitor"] = "val/loss"
         return {"optimizer": optimizer, "lr_scheduler": config}
+
+
+def warmup_cosine(step: int, total: int, warmup: int) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps, then cosine to 0 at ``total``."""
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 _NO_COUNTS = (

@@ -66,10 +66,10 @@ from .backbones.vl import (
     build_visual_encoder,
     default_lora_targets,
 )
-from .base import _NO_COUNTS, Recognizer
+from .base import _NO_COUNTS, Recognizer, warmup_cosine
 from .losses import logit_adjusted
 
-__all__ = ["FGSGL", "fine_grained_loss", "prototype_loss"]
+__all__ = ["FGSGL", "fine_grained_loss", "prototype_loss", "warmup_cosine"]
 
 
 def _cosine_logits(x: Tensor, y: Tensor, scale: Tensor | float) -> Tensor:
@@ -163,8 +163,6 @@ class FGSGL(Recognizer):
             datamodule's ``class_texts`` at fit, else ``"A micro-gesture of {name}."``.
         inference: ``"classifier"`` (the head) or ``"prototype"`` (cosine
             similarity to the class prototypes / tau).
-        warmup_ratio: with no ``scheduler``, a per-step cosine schedule with this
-            share of linear warm-up (paper: 0.03); ``None``: constant rate.
         dropout: dropout before the classifier.
         **kwargs: :class:`~mgr.models.base.Recognizer` arguments.
     """
@@ -202,7 +200,6 @@ class FGSGL(Recognizer):
         fg_text_source: Literal["fine", "class"] = "fine",
         class_texts: list[str] | None = None,
         inference: Literal["classifier", "prototype"] = "classifier",
-        warmup_ratio: float | None = None,
         dropout: float = 0.0,
         **kwargs: Any,
     ) -> None:
@@ -216,8 +213,6 @@ class FGSGL(Recognizer):
             raise ValueError("temperature must be > 0; lambdas and fg_start_epoch >= 0")
         if class_texts is not None and len(class_texts) != num_classes:
             raise ValueError(f"{len(class_texts)} class_texts for num_classes={num_classes}")
-        if warmup_ratio is not None and not 0 <= warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {warmup_ratio}")
         self._text_encoder: CachedTextEncoder | None = None
         if text_dim is None:  # build the text encoder now to learn its size
             self._text_encoder = CachedTextEncoder(
@@ -394,28 +389,6 @@ class FGSGL(Recognizer):
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         return loss
 
-    def configure_optimizers(self) -> Any:
-        """The configured optimizer over trainable parameters; per-step warm-up cosine."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        if self.scheduler_factory is not None or self.hparams.warmup_ratio is None:
-            optimizer = self.optimizer_factory(params)
-            if self.scheduler_factory is None:
-                return optimizer
-            return {
-                "optimizer": optimizer,
-                "lr_scheduler": {
-                    "scheduler": self.scheduler_factory(optimizer),
-                    "interval": "epoch",
-                },
-            }
-        optimizer = self.optimizer_factory(params)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = int(self.hparams.warmup_ratio * total)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, total, warmup)
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Drop weight-only start paths: timm/open_clip weights are in the state dict.
 
@@ -425,11 +398,3 @@ class FGSGL(Recognizer):
         hparams = checkpoint.get("hyper_parameters")
         if isinstance(hparams, dict) and hparams.get("visual") in ("timm", "open_clip"):
             hparams["visual_path"] = None
-
-
-def warmup_cosine(step: int, total: int, warmup: int) -> float:
-    """Learning-rate factor: linear warm-up over ``warmup`` steps, then cosine to 0."""
-    if step < warmup:
-        return (step + 1) / (warmup + 1)
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
