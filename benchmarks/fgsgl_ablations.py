@@ -130,6 +130,7 @@ def run_row(switches: dict[str, Any], data: CachedClips, args: argparse.Namespac
     ckpt = ModelCheckpoint(dirpath=out, filename="best", monitor="val/top1", mode="max")
     trainer = Trainer(
         accelerator="cpu",
+        default_root_dir=out,  # the test's confusion matrix and per-class csv go here
         max_epochs=args.epochs,
         gradient_clip_val=1.0,
         logger=False,

@@ -140,6 +140,7 @@ def test_synth_subcommand(tmp_path, capsys):
         "Sample0001",
         "Sample0002",
         "Sample0003",
+        "fgtext.csv",
         "synthmg.json",
     ]
 
