@@ -213,6 +213,20 @@ class WindowTransform(Protocol):
         ...
 
 
+def _window_records(seq: SequenceRecord, starts: np.ndarray, window: int) -> list:
+    """One unlabelled ``ClipRecord`` per window ``[s, s + window)`` of a sequence."""
+    from mgr.data.readers.common import ClipRecord
+
+    return [
+        ClipRecord(
+            sample_id=f"{seq.video_id}@{s}", label=0, video_id=seq.video_id, start=int(s),
+            end=int(min(s + window, seq.num_frames)) - 1, source=seq.source,
+            keypoint=seq.keypoint[int(s) : int(s) + window],
+        )
+        for s in starts
+    ]  # fmt: skip
+
+
 class SkeletonWindows:
     """Skeleton windows as the recognizer's evaluation clips.
 
@@ -244,16 +258,8 @@ class SkeletonWindows:
     def __call__(self, seq: SequenceRecord, starts: np.ndarray, window: int) -> dict[str, Tensor]:
         """``skeleton (B, C, clip_len, V, 1)`` of the windows starting at ``starts (B,)``."""
         from mgr.data.datasets import SkeletonClipDataset
-        from mgr.data.readers.common import ClipRecord
 
-        records = [
-            ClipRecord(
-                sample_id=f"{seq.video_id}@{s}", label=0, video_id=seq.video_id, start=int(s),
-                end=int(min(s + window, seq.num_frames)) - 1, source=seq.source,
-                keypoint=seq.keypoint[int(s) : int(s) + window],
-            )
-            for s in starts
-        ]  # fmt: skip
+        records = _window_records(seq, starts, window)
         # The dataset's public item path: exactly what the recognizer was evaluated on.
         data = SkeletonClipDataset(records, self.config, train=False)
         return {"skeleton": torch.stack([data[i]["skeleton"] for i in range(len(records))])}
@@ -294,16 +300,8 @@ class ClipWindows:
     def __call__(self, seq: SequenceRecord, starts: np.ndarray, window: int) -> dict[str, Tensor]:
         """The recognizer's batch (``video (B, C, T, H, W)``, ...) of the windows at ``starts``."""
         from mgr.data.datasets import ClipDataset
-        from mgr.data.readers.common import ClipRecord
 
-        records = [
-            ClipRecord(
-                sample_id=f"{seq.video_id}@{s}", label=0, video_id=seq.video_id, start=int(s),
-                end=int(min(s + window, seq.num_frames)) - 1, source=seq.source,
-                keypoint=seq.keypoint[int(s) : int(s) + window],
-            )
-            for s in starts
-        ]  # fmt: skip
+        records = _window_records(seq, starts, window)
         records = self.dm._attach_videos(records, "test")  # raises naming a missing video
         dm = self.dm
         data = ClipDataset(
