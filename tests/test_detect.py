@@ -30,8 +30,8 @@ def test_detect_writes_start_kit_rows(synth_smg: Path, tmp_path: Path, capsys) -
     rows = [line.split(",") for line in out.read_text().splitlines()]
     assert rows, "an untrained model with min-score 0 still emits its top detections"
     for label, start, end, score in rows:
-        assert 1 <= int(label) <= 17  # raw SMG ids, as in _finelabels.csv
-        assert 0 <= int(start) < int(end) <= length
+        assert int(label) in range(1, 18)  # raw SMG ids, as in _finelabels.csv
+        assert int(start) in range(int(end)) and int(end) in range(length + 1)
         assert 0.0 <= float(score) <= 1.0
     assert [int(r[1]) for r in rows] == sorted(int(r[1]) for r in rows)
     assert out.with_suffix(".png").stat().st_size > 0  # ground truth exists: timeline drawn
