@@ -188,10 +188,17 @@ class HeatmapOptions:
     Attributes:
         kind: ``"joint"`` (one channel per joint) or ``"limb"`` (one per limb).
         size: training crops are resized to ``size x size``.
-        test_size: evaluation: short side resized to ``test_size``, centre crop.
+        test_size: evaluation: short side resized to ``test_size``, centre crop
+            (PoseC3D: 64 after training on 56 crops). On tiny volumes the
+            shifted feature grid costs accuracy: on SynthMG at 40x40,
+            ``test_size`` 45 scored 0.829 test top-1 against 0.921 at 40.
         sigma: Gaussian standard deviation in heatmap pixels.
         use_score: scale each Gaussian by the joint's confidence.
         area_range: area fraction range of the training random-resized crop.
+        compact_padding: ``PoseCompact`` enlarges the box of all joints by this
+            fraction on each side (mmaction2's default 0.25). Smaller values
+            spend more heatmap pixels on the body, so small motions span more
+            pixels; the random-resized crop may then cut off edge joints.
         img_shape: ``(H, W)`` of the source frames (used when ``PoseCompact``
             has no box to crop to).
         on_device: render the heatmaps after the batch reaches the device
@@ -204,12 +211,15 @@ class HeatmapOptions:
     sigma: float = 0.6
     use_score: bool = True
     area_range: tuple[float, float] = (0.56, 1.0)
+    compact_padding: float = 0.25
     img_shape: tuple[int, int] = (1080, 1920)
     on_device: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in ("joint", "limb"):
             raise ValueError(f"heatmap kind must be 'joint' or 'limb', got {self.kind!r}")
+        if self.compact_padding < 0:
+            raise ValueError(f"compact_padding must be >= 0, got {self.compact_padding}")
 
 
 class HeatmapClipDataset(SkeletonClipDataset):
@@ -266,7 +276,7 @@ class HeatmapClipDataset(SkeletonClipDataset):
             )
             n_views = cfg.num_clips
         keypoint, score = xy[idx][None], score[idx][None]  # (M=1, T, V, 2), (1, T, V)
-        keypoint, shape = pose_compact(keypoint, opt.img_shape)
+        keypoint, shape = pose_compact(keypoint, opt.img_shape, padding=opt.compact_padding)
         new = short_side_shape(shape, opt.test_size)
         keypoint, shape = resize_keypoints(keypoint, shape, new), new
         flip_views = flipped = False

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from mgr.data.datasets import HeatmapOptions
@@ -48,3 +49,23 @@ def test_flipped_test_views_are_mmaction2_double(synth_imigue):
         perm = joint_perm if kind == "joint" else limb_flip_permutation(dm.layout.limbs, joint_perm)
         expected = views[:, 0].flip(-1)[:, perm]
         torch.testing.assert_close(views[:, 1], expected, atol=1e-5, rtol=0)
+
+
+def test_compact_padding_sets_the_share_of_the_box_the_joints_span(synth_imigue):
+    # PoseCompact: box = joint extent x (1 + padding), made square; at evaluation with
+    # test_size == size the crop is the whole box, so the longer joint span is size / (1 + p).
+    for padding in (0.0, 0.25, 0.5):
+        opts = HeatmapOptions(size=40, test_size=40, compact_padding=padding, on_device=True)
+        dm = IMiGUEDataModule(synth_imigue, clip_len=6, batch_size=3, heatmap=opts)
+        dm.setup("test")
+        item = dm.test_dataloader().dataset[0]
+        kp, score = item["pose_keypoint"][0], item["pose_score"][0]  # (M, T, V, 2), (M, T, V)
+        xy = kp[score > 0]
+        span = float((xy.max(0).values - xy.min(0).values).max())
+        # Joints of the sampled frames only, and the box is cut to integer pixels.
+        assert abs(span - 40 / (1 + padding)) < 1.5, (padding, span)
+
+
+def test_negative_compact_padding_is_refused():
+    with pytest.raises(ValueError, match="compact_padding"):
+        HeatmapOptions(compact_padding=-0.1)
