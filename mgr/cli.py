@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -39,6 +40,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 import mgr.datamodules
 import mgr.models  # noqa: F401
 from mgr.data.synthetic import SynthMGConfig, generate_synthmg
+from mgr.errors import UserError, debug_enabled
 from mgr.fusion import fuse_main
 from mgr.predictions import PredictionWriter
 from mgr.pseudo_label import pseudo_label_main
@@ -211,9 +213,30 @@ _EXTRA = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``mgr`` console script and ``python -m mgr``."""
+    """Entry point of the ``mgr`` console script and ``python -m mgr``.
+
+    A :class:`~mgr.errors.UserError` ends the program with its one-line message on
+    stderr and exit status 2; ``MGR_DEBUG=1`` or ``-v`` (anywhere in the arguments)
+    shows the traceback instead.
+    """
     from_sys = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in argv
+    if verbose:
+        argv.remove("-v")
+        os.environ["MGR_DEBUG"] = "1"  # DDP children re-run the command line: keep it set
+        if from_sys:
+            sys.argv = [sys.argv[0], *argv]
+    try:
+        return _run(argv, from_sys)
+    except UserError as err:
+        if verbose or debug_enabled():
+            raise
+        print(f"mgr: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(argv: list[str], from_sys: bool) -> int:
     if argv and argv[0] in _EXTRA:
         return _EXTRA[argv[0]](argv[1:])
     if argv and argv[0] in ("-h", "--help"):
@@ -228,7 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "       mgr fuse --preds DIR [DIR ...] --out DIR\n"
             "       mgr pseudo-label --preds DIR --split test --alpha 0.65 --out FILE.json\n\n"
             "Lightning subcommands take every option of LightningCLI "
-            "(`mgr fit --help`, `mgr fit --print_config`)."
+            "(`mgr fit --help`, `mgr fit --print_config`).\n"
+            "Errors in your input print one line; -v or MGR_DEBUG=1 shows the traceback."
         )
         return 0
     # LightningCLI reads sys.argv itself; passing it again makes it warn.
