@@ -37,6 +37,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 
 from mgr.classes import ma52_fine_to_coarse
+from mgr.errors import UserError
 
 __all__ = [
     "PredictionSet",
@@ -206,6 +207,12 @@ def load_predictions(path: str | Path) -> PredictionSet:
 class PredictionWriter(BasePredictionWriter):
     """Write ``mgr predict`` outputs as a prediction set, plus the challenge submission file.
 
+    Under several processes (DDP) each process predicts a disjoint shard of the split
+    (:func:`mgr.datamodules.base.eval_shard_sampler`); the shards are gathered on every
+    process with ``torch.distributed.all_gather_object``, put back in the dataset's
+    order (the loaders' batch indices) and written once, by process 0, so the files are
+    the same as those of a single-process run.
+
     Args:
         out_dir: prediction-set folder; ``None`` writes nothing (the default outside
             ``mgr predict``'s configs).
@@ -224,26 +231,33 @@ class PredictionWriter(BasePredictionWriter):
         predictions: Sequence[Any],
         batch_indices: Sequence[Any],
     ) -> None:
-        """Gather the epoch's predictions and write them (rank 0 only)."""
-        if self.out_dir is None or not predictions:
+        """Gather the epoch's predictions of every process; process 0 writes them."""
+        if self.out_dir is None:
             return
-        if trainer.world_size > 1:
-            raise NotImplementedError(
-                "writing predictions from several processes is not "
-                "supported yet: predict on one device"
+        if predictions and not (isinstance(predictions[0], dict) and "probs" in predictions[0]):
+            raise UserError(
+                f"prediction_writer.out_dir: {type(pl_module).__name__} does not predict "
+                "class scores per sample; drop --prediction_writer.out_dir"
             )
+        local = _local_predictions(predictions, batch_indices)
+        if trainer.world_size > 1:  # every process joins the gather, even with no predictions
+            shards: list[Any] = [None] * trainer.world_size
+            torch.distributed.all_gather_object(shards, local)
+        else:
+            shards = [local]
+        if trainer.is_global_zero:
+            self._write(trainer, pl_module, _merge_shards(shards))
+        trainer.strategy.barrier("mgr_prediction_writer")  # written when any process returns
+
+    def _write(
+        self, trainer: Trainer, pl_module: LightningModule, rows: dict[str, np.ndarray]
+    ) -> None:
+        if not len(rows["sample_id"]):
+            return
         dm = trainer.datamodule
         split = getattr(dm, "predict_split", "predict")
-        ids = [s for p in predictions for s in p["sample_id"]]
-        logits = torch.cat([p["logits"] for p in predictions]).cpu().numpy()
-        probs = torch.cat([p["probs"] for p in predictions]).cpu().numpy()
-        labels = (
-            torch.cat([p["label"] for p in predictions]).cpu().numpy()
-            if "label" in predictions[0]
-            else np.full(len(ids), -1)
-        )
         class_names = pl_module.hparams.get("class_names") or [
-            str(i) for i in range(logits.shape[1])
+            str(i) for i in range(rows["logits"].shape[1])
         ]
         meta = {
             "dataset": getattr(dm, "dataset", None),
@@ -256,14 +270,81 @@ class PredictionWriter(BasePredictionWriter):
                 "datamodule": type(dm).__qualname__ if dm is not None else None,
             },
         }
-        preds = SplitPredictions(np.array(ids), logits, probs, labels)
+        preds = SplitPredictions(rows["sample_id"], rows["logits"], rows["probs"], rows["label"])
         file = save_predictions(self.out_dir, split, preds, class_names, meta)
-        msg = f"predictions ({len(ids)} samples, split {split!r}) written to {file}"
+        msg = f"predictions ({len(preds.sample_id)} samples, split {split!r}) written to {file}"
         dataset = meta["dataset"]
         if self.submission and dataset in ("imigue", "smg", "ma52"):
             sub = write_submission(self.out_dir, split, preds, dataset)
             msg += f"; submission file {sub}"
         rank_zero_info(msg)
+
+
+def _local_predictions(
+    predictions: Sequence[dict[str, Any]], batch_indices: Sequence[Any]
+) -> dict[str, np.ndarray]:
+    """One process's predictions as arrays, with each row's dataset index.
+
+    Args:
+        predictions: the outputs of ``Recognizer.predict_step``, one per batch.
+        batch_indices: Lightning's batch indices: per dataloader, per batch, the
+            dataset indices (empty when Lightning could not track them).
+
+    Returns:
+        ``sample_id (N,)``, ``logits (N, K)``, ``probs (N, K)``, ``label (N,)`` (``-1``
+        where unknown) and ``index (N,)`` (``-1`` where unknown).
+    """
+    ids = [str(s) for p in predictions for s in p["sample_id"]]
+    n = len(ids)
+    if not predictions:
+        empty = np.zeros((0, 0), np.float32)
+        return {
+            "sample_id": np.array([], dtype=str),
+            "logits": empty,
+            "probs": empty,
+            "label": np.zeros(0, np.int64),
+            "index": np.zeros(0, np.int64),
+        }
+    batches = batch_indices
+    if batches and batches[0] and isinstance(batches[0][0], list):  # one list per dataloader
+        batches = batches[0]
+    index = [int(i) for b in batches for i in b]
+    return {
+        "sample_id": np.array(ids),
+        "logits": torch.cat([p["logits"] for p in predictions]).float().cpu().numpy(),
+        "probs": torch.cat([p["probs"] for p in predictions]).float().cpu().numpy(),
+        "label": (
+            torch.cat([p["label"] for p in predictions]).cpu().numpy().astype(np.int64)
+            if "label" in predictions[0]
+            else np.full(n, -1, np.int64)
+        ),
+        "index": np.array(index, np.int64) if len(index) == n else np.full(n, -1, np.int64),
+    }
+
+
+def _merge_shards(shards: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Concatenate the processes' predictions in the dataset's order.
+
+    Rows are ordered by dataset index (the one-process order); when the indices are
+    unknown, one process's rows keep their order and several processes' are sorted by
+    sample id. A sample predicted twice is kept once.
+    """
+    shards = [s for s in shards if len(s["sample_id"])]
+    if not shards:
+        return _local_predictions([], [])
+    rows = {k: np.concatenate([s[k] for s in shards]) for k in shards[0]}
+    if (rows["index"] >= 0).all():
+        order = np.argsort(rows["index"], kind="stable")
+        key = rows["index"][order]
+    elif len(shards) == 1:
+        order = np.arange(len(rows["sample_id"]))
+        key = rows["sample_id"]
+    else:
+        order = np.argsort(rows["sample_id"], kind="stable")
+        key = rows["sample_id"][order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    return {k: v[order[first]] for k, v in rows.items()}
 
 
 def write_submission(

@@ -115,3 +115,29 @@ def test_mgr_predict_writes_a_prediction_set(synth_imigue, tmp_path, monkeypatch
     assert val_ids == expected
     np.testing.assert_allclose(pset["test"].probs.sum(1), 1.0, rtol=1e-5)
     assert (out / "submission_test" / "Submission.zip").is_file()
+
+
+def test_shards_of_several_processes_merge_into_the_one_process_order():
+    from mgr.predictions import _merge_shards
+
+    ref = _preds(n=7, k=3)
+
+    def shard(rows):
+        return {
+            "sample_id": ref.sample_id[rows],
+            "logits": ref.logits[rows],
+            "probs": ref.probs[rows],
+            "label": ref.label[rows],
+            "index": np.array(rows, dtype=np.int64),
+        }
+
+    # Batches of 3 dealt to 2 processes (rank 0: 0-2 and 6, rank 1: 3-5), one sample twice.
+    merged = _merge_shards([shard([0, 1, 2, 6]), shard([3, 4, 5, 6])])
+    np.testing.assert_array_equal(merged["sample_id"], ref.sample_id)
+    np.testing.assert_array_equal(merged["logits"], ref.logits)
+    np.testing.assert_array_equal(merged["label"], ref.label)
+    # Without dataset indices: one process keeps its order, several are sorted by id.
+    unknown = {**shard([5, 0, 3]), "index": np.full(3, -1)}
+    assert _merge_shards([unknown])["sample_id"].tolist() == ["v_5", "v_0", "v_3"]
+    other = {**shard([1]), "index": np.full(1, -1)}
+    assert _merge_shards([unknown, other])["sample_id"].tolist() == ["v_0", "v_1", "v_3", "v_5"]

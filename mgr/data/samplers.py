@@ -9,18 +9,23 @@ Two ways to show rare classes more often during training:
 * :func:`repetition_factors` + :func:`repeat_indices` repeat the annotations of rare classes
   a fixed number of times (eq. (1) of the MiGA'25 online-recognition paper); wrap the dataset
   in ``torch.utils.data.Subset(dataset, repeat_indices(labels, factors))``.
+
+For evaluation under several processes, :class:`EvalShardSampler` splits a split into
+per-process shards without the duplicates of ``DistributedSampler``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DistributedSampler, Sampler
 
 __all__ = [
+    "EvalShardSampler",
     "SqrtBalancedSampler",
     "class_balanced_weights",
     "repeat_indices",
@@ -182,3 +187,68 @@ def repeat_indices(labels: Labels, factors: Sequence[int] | np.ndarray) -> np.nd
         raise ValueError(f"factors must be non-negative integers, got {reps.tolist()}")
     arr = _as_labels(labels, len(reps))
     return np.repeat(np.arange(len(arr), dtype=np.int64), reps[arr])
+
+
+class EvalShardSampler(DistributedSampler):
+    """Every index of a dataset exactly once across ``num_replicas`` processes, batch by batch.
+
+    ``torch.utils.data.DistributedSampler`` pads the index list with repeats until it
+    divides by the number of processes, so evaluating with it counts some samples twice.
+    This sampler pads nothing: the processes' shards are disjoint and their union is
+    ``range(len(dataset))``; shards may differ in length, which is fine at evaluation
+    when the metrics are synchronised once, at the end of the epoch.
+
+    Shards are made of whole batches of the one-process order: the batches
+    ``[0, b), [b, 2b), ...`` of ``batch_size = b`` (the last one maybe partial) go to the
+    processes in turn, batch ``j`` to rank ``j % num_replicas``. A loader with the same
+    ``batch_size`` therefore sees on some process exactly the batches it would see on
+    one process, so every sample's outputs are computed in the same batch as on one
+    process (batch-size-dependent kernels give bit-identical logits). When there are
+    fewer batches than processes, single samples are dealt out instead (``i`` to rank
+    ``i % num_replicas``), so that every process still gets at least one.
+
+    It subclasses ``DistributedSampler`` so that Lightning keeps it as it is instead of
+    putting its padding sampler in its place.
+
+    Args:
+        dataset: the dataset (only its length is used).
+        batch_size: batch size of the loader that will batch this sampler's indices.
+        num_replicas: number of processes (``None``: the process group's world size).
+        rank: this process's rank (``None``: its rank in the process group).
+
+    Raises:
+        ValueError: if the dataset has fewer samples than there are processes (some
+            process would get nothing to evaluate and miss the synchronisation).
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        n, world = len(dataset), self.num_replicas
+        if n < world:
+            raise ValueError(
+                f"{n} samples cannot be shared by {world} processes without repeating "
+                f"some: evaluate with at most {n} processes"
+            )
+        self.batch_size = batch_size
+        batches = [range(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+        if len(batches) >= world:
+            self.indices = [i for batch in batches[self.rank :: world] for i in batch]
+        else:
+            self.indices = list(range(self.rank, n, world))
+        # DistributedSampler's bookkeeping, without padding.
+        self.num_samples = len(self.indices)
+        self.total_size = n
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return self.num_samples

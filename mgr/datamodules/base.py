@@ -29,11 +29,17 @@ from mgr.data.datasets import (
 from mgr.data.fgtext import FGTextTable, read_fgtext_csv
 from mgr.data.readers.common import ClipRecord
 from mgr.data.readers.media import index_media, media_num_frames
-from mgr.data.samplers import SqrtBalancedSampler, repeat_indices, repetition_factors
+from mgr.data.samplers import (
+    EvalShardSampler,
+    SqrtBalancedSampler,
+    repeat_indices,
+    repetition_factors,
+)
+from mgr.errors import UserError
 from mgr.pseudo_label import load_pseudo_labels
 from mgr.skeletons import SkeletonLayout, get_layout
 
-__all__ = ["MicroGestureDataModule", "Modality", "Split"]
+__all__ = ["MicroGestureDataModule", "Modality", "Split", "eval_shard_sampler"]
 
 log = logging.getLogger(__name__)
 
@@ -641,7 +647,10 @@ class MicroGestureDataModule(LightningDataModule):
     def _loader(self, split: Split, shuffle: bool) -> DataLoader:
         if split not in self.datasets:
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
-        sampler = self.train_sampler() if split == "train" else None
+        if split == "train":
+            sampler = self.train_sampler()  # Lightning shards it under DDP
+        else:
+            sampler = eval_shard_sampler(self, self.datasets[split], self.batch_size, split)
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
@@ -670,6 +679,41 @@ class MicroGestureDataModule(LightningDataModule):
         if self.predict_split not in self.datasets:
             self.setup("predict")
         return self._loader(self.predict_split, shuffle=False)
+
+
+def eval_shard_sampler(
+    datamodule: LightningDataModule, dataset: Any, batch_size: int, split: str
+) -> EvalShardSampler | None:
+    """The sampler of an evaluation loader: exact shards under several processes.
+
+    Under a distributed strategy (DDP, FSDP, DeepSpeed: the trainer has
+    ``distributed_sampler_kwargs``) each process gets an :class:`EvalShardSampler`
+    shard, so that validation, test and prediction see every sample exactly once
+    (Lightning's own ``DistributedSampler`` repeats samples to even out the shards);
+    Lightning leaves a ``DistributedSampler`` in a loader as it is. The metrics
+    are synchronised at the end of the epoch (:class:`~mgr.models.base.Recognizer`),
+    and prediction sets are gathered by :class:`~mgr.predictions.PredictionWriter`.
+
+    Args:
+        datamodule: the datamodule asking (its attached trainer, if any, decides).
+        dataset: the split's dataset.
+        batch_size: the loader's batch size.
+        split: split name, for the error message.
+
+    Returns:
+        The sampler, or ``None`` in a single process (the loader's plain order).
+
+    Raises:
+        UserError: if the split has fewer samples than there are processes.
+    """
+    trainer = getattr(datamodule, "trainer", None)
+    kwargs = trainer.distributed_sampler_kwargs if trainer is not None else None
+    if not kwargs or kwargs.get("num_replicas", 1) <= 1:
+        return None
+    try:
+        return EvalShardSampler(dataset, batch_size, kwargs["num_replicas"], kwargs["rank"])
+    except ValueError as err:
+        raise UserError(f"{type(datamodule).__name__} split {split!r}: {err}") from None
 
 
 class _Shuffled(Sampler[int]):

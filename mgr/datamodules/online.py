@@ -43,6 +43,7 @@ from mgr.data.readers.imigue import (
 from mgr.data.readers.smg import SMG_SPLITS, find_smg_samples, load_smg_sequence
 from mgr.data.samplers import repetition_factors
 from mgr.data.transforms.pose import normalize_skeleton
+from mgr.datamodules.base import eval_shard_sampler
 from mgr.features import frames_to_steps, read_feature_meta, read_features
 from mgr.skeletons import get_layout
 
@@ -415,10 +416,14 @@ class OnlineDataModule(LightningDataModule):
 
     def _loader(self, split: str) -> DataLoader:
         train = split == "train"
+        dataset = self._dataset(split)
+        # Evaluation: whole sequences, each on exactly one process under DDP.
+        sampler = None if train else eval_shard_sampler(self, dataset, 1, split)
         return DataLoader(
-            self._dataset(split),
+            dataset,
             batch_size=self.batch_size if train else 1,
             shuffle=train,
+            sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=collate_sequences,
             persistent_workers=self.num_workers > 0,

@@ -36,7 +36,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassConfusionMatrix,
@@ -322,6 +322,9 @@ class Recognizer(LightningModule):
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.test_confusion = MulticlassConfusionMatrix(k)
+        # val/loss as a sum and a count (float64), summed over processes: the exact mean
+        # over the split, where a mean of per-process means would weigh shards wrongly.
+        self.val_loss = MeanMetric(nan_strategy="disable").set_dtype(torch.float64)
 
     def forward_features(self, batch: dict[str, Any]) -> Tensor:
         """Encode the inputs of a batch.
@@ -422,18 +425,40 @@ class Recognizer(LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(labels))
         return loss
 
+    # Evaluation under DDP: the eval loaders shard each split without repeats
+    # (mgr.datamodules.base.eval_shard_sampler), so processes may run different numbers
+    # of batches. The steps therefore only update metric states; every synchronisation
+    # (torchmetrics' compute, Trainer.log_dir) happens in the epoch-end hooks, which run
+    # on every process.
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Update validation loss and metrics."""
+        """Update the validation loss and metrics (logged at the end of the epoch)."""
         logits = self(batch)
         labels = batch["label"]
-        self.log(
-            "val/loss",
-            nn.functional.cross_entropy(logits, labels),
-            batch_size=len(labels),
-            sync_dist=True,
-        )
+        self.update_val_loss(logits, labels)
         self.val_metrics.update(logits, labels)
-        self.log_dict(self.val_metrics, batch_size=len(labels), prog_bar=True)
+
+    def update_val_loss(self, logits: Tensor, labels: Tensor) -> None:
+        """Add a batch to ``val/loss``, the split's mean cross-entropy.
+
+        Args:
+            logits: ``(B, K)``.
+            labels: ``(B,)``.
+        """
+        losses = nn.functional.cross_entropy(logits.float(), labels, reduction="none")
+        self.val_loss.update(losses.to(self.val_loss.dtype))
+
+    def on_validation_epoch_start(self) -> None:
+        """Start the epoch's metrics from empty states."""
+        self.val_metrics.reset()
+        self.val_loss.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        """Log ``val/loss`` and the validation metrics, synchronised over processes."""
+        self.val_metrics.compute()  # on every process: each compute() is a collective
+        self.val_loss.compute()
+        # Logged as Metric objects: Lightning reads their (cached) values and resets them.
+        self.log_dict(self.val_metrics, prog_bar=True)
+        self.log("val/loss", self.val_loss)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Update test metrics and the confusion matrix."""
@@ -441,7 +466,11 @@ class Recognizer(LightningModule):
         labels = batch["label"]
         self.test_metrics.update(logits, labels)
         self.test_confusion.update(logits, labels)
-        self.log_dict(self.test_metrics, batch_size=len(labels))
+
+    def on_test_epoch_start(self) -> None:
+        """Start the epoch's metrics from empty states."""
+        self.test_metrics.reset()
+        self.test_confusion.reset()
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Predictions of one batch.
@@ -461,12 +490,29 @@ class Recognizer(LightningModule):
         return out
 
     def on_test_epoch_end(self) -> None:
-        """Write the confusion matrix (PNG) and per-class accuracy (CSV); print a summary."""
+        """Log the test metrics; write the confusion matrix (PNG, CSV) and per-class accuracy.
+
+        Files go to the trainer's ``log_dir`` (or ``default_root_dir``):
+        ``per_class_accuracy.csv`` (``label,name,support,accuracy``),
+        ``confusion_matrix.csv`` (counts, row = true class) and ``confusion_matrix.png``
+        (row-normalised).
+
+        Under several processes the metrics and the confusion matrix are
+        synchronised on every process, then process 0 alone writes the files and
+        prints the summary.
+        """
+        # Collectives first, on every process: metric syncs and log_dir (a broadcast).
+        metrics = {k: float(v) for k, v in self.test_metrics.compute().items()}
+        self.log_dict(self.test_metrics)
         cm = self.test_confusion.compute().cpu()
         self.test_confusion.reset()
-        if not self.trainer.is_global_zero or cm.sum() == 0:
-            return
         out_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+        if self.trainer.is_global_zero and cm.sum() > 0:
+            self._write_test_outputs(cm, metrics, out_dir)
+        self.trainer.strategy.barrier("mgr_test_outputs")  # files exist when any process returns
+
+    def _write_test_outputs(self, cm: Tensor, metrics: dict[str, float], out_dir: Path) -> None:
+        """Per-class CSV, confusion-matrix PNG and the printed summary (process 0)."""
         out_dir.mkdir(parents=True, exist_ok=True)
         names = self.hparams.get("class_names") or [str(i) for i in range(len(cm))]
         support = cm.sum(1)
@@ -477,11 +523,12 @@ class Recognizer(LightningModule):
             for i, name in enumerate(names):
                 acc = f"{per_class[i]:.4f}" if support[i] > 0 else ""
                 w.writerow([i, name, int(support[i]), acc])
+        with open(out_dir / "confusion_matrix.csv", "w", newline="") as f:
+            w = csv.writer(f)  # raw counts: row = true class, column = predicted class
+            w.writerow(["label", *range(len(names))])
+            w.writerows([i, *row] for i, row in enumerate(cm.long().tolist()))
         png = out_dir / "confusion_matrix.png"
         _plot_confusion(cm, names, png)
-        metrics = {
-            k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("test/")
-        }
         ckpt = getattr(self.trainer, "ckpt_path", None)
         lines = ["", "mgr test summary"]
         for key in ("top1", "top5", "macro_f1", "mean_class_acc"):
@@ -490,7 +537,7 @@ class Recognizer(LightningModule):
         lines += [
             f"  samples             {int(cm.sum())}",
             f"  checkpoint          {ckpt or '(weights in memory)'}",
-            f"  confusion matrix    {png}",
+            f"  confusion matrix    {png} (counts: confusion_matrix.csv)",
             f"  per-class accuracy  {out_dir / 'per_class_accuracy.csv'}",
         ]
         rank_zero_info("\n".join(lines))
@@ -506,6 +553,8 @@ class Recognizer(LightningModule):
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if dm is not None:
             self._check_datamodule(dm)
+        if self._trainer is not None and self.trainer.strategy.root_device.type == "mps":
+            self.val_loss.set_dtype(torch.float32)  # MPS has no float64
         if stage == "fit":
             self._setup_class_counts(dm)
             resuming = self._trainer is not None and self.trainer.ckpt_path is not None

@@ -282,6 +282,9 @@ class OnlineDetector(LightningModule):
         self.metrics["f1_startkit"].update(confident, targets)
 
     def _log_metrics(self, stage: str) -> None:
+        # Runs on every process (epoch end): compute() gathers the states of all
+        # processes, whose loaders hold disjoint sequences (eval_shard_sampler), so
+        # every process gets the values of the whole split.
         f1 = self.metrics["f1"].compute()
         startkit = self.metrics["f1_startkit"].compute()
         maps = self.metrics["map"].compute()
@@ -292,7 +295,13 @@ class OnlineDetector(LightningModule):
             f"{stage}/f1_startkit": startkit["f1"],
             **{f"{stage}/{k}": v for k, v in maps.items()},
         }
-        self.log_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in values.items()})
+        # The values are already global and equal on every process: a max over processes
+        # keeps them as they are (a mean might round) and tells Lightning they are synced.
+        self.log_dict(
+            {k: torch.as_tensor(v, dtype=torch.float32) for k, v in values.items()},
+            sync_dist=True,
+            reduce_fx="max",
+        )
         for metric in self.metrics.values():
             metric.reset()
 

@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
@@ -321,11 +320,9 @@ class RGBPoseConv3D(Recognizer):
         rgb, pose = self.forward_streams(batch)
         logits = self.fuse(rgb, pose)
         labels = batch["label"]
-        n = len(labels)
-        self.log("val/loss", F.cross_entropy(logits, labels), batch_size=n, sync_dist=True)
+        self.update_val_loss(logits, labels)
         self.val_metrics.update(logits, labels)
-        self.log_dict(self.val_metrics, batch_size=n, prog_bar=True)
-        self._log_stream_acc("val", self.val_stream_acc, rgb, pose, labels)
+        self._update_stream_acc(self.val_stream_acc, rgb, pose, labels)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Base test metrics and confusion matrix (fused), plus ``test/acc_{rgb,pose}``."""
@@ -334,15 +331,42 @@ class RGBPoseConv3D(Recognizer):
         labels = batch["label"]
         self.test_metrics.update(logits, labels)
         self.test_confusion.update(logits, labels)
-        self.log_dict(self.test_metrics, batch_size=len(labels))
-        self._log_stream_acc("test", self.test_stream_acc, rgb, pose, labels)
+        self._update_stream_acc(self.test_stream_acc, rgb, pose, labels)
 
-    def _log_stream_acc(
-        self, stage: str, metrics: nn.ModuleDict, rgb: Tensor, pose: Tensor, labels: Tensor
+    @staticmethod
+    def _update_stream_acc(
+        metrics: nn.ModuleDict, rgb: Tensor, pose: Tensor, labels: Tensor
     ) -> None:
         for name, logits in zip(_STREAMS, (rgb, pose), strict=True):
             metrics[name].update(logits, labels)
-            self.log(f"{stage}/acc_{name}", metrics[name], batch_size=len(labels))
+
+    def _log_stream_acc(self, stage: str, metrics: nn.ModuleDict) -> None:
+        # At the epoch end, on every process (compute() synchronises; see the base class).
+        for name in _STREAMS:
+            metrics[name].compute()
+            self.log(f"{stage}/acc_{name}", metrics[name])
+
+    def on_validation_epoch_start(self) -> None:
+        """Reset the base metrics and the per-stream accuracies."""
+        super().on_validation_epoch_start()
+        for metric in self.val_stream_acc.values():
+            metric.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        """Base validation metrics, plus ``val/acc_{rgb,pose}``."""
+        super().on_validation_epoch_end()
+        self._log_stream_acc("val", self.val_stream_acc)
+
+    def on_test_epoch_start(self) -> None:
+        """Reset the base metrics and the per-stream accuracies."""
+        super().on_test_epoch_start()
+        for metric in self.test_stream_acc.values():
+            metric.reset()
+
+    def on_test_epoch_end(self) -> None:
+        """Base test metrics and files, plus ``test/acc_{rgb,pose}``."""
+        super().on_test_epoch_end()
+        self._log_stream_acc("test", self.test_stream_acc)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Fused predictions of one batch, and each head's probabilities.

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from mgr.data.samplers import (
+    EvalShardSampler,
     SqrtBalancedSampler,
     class_balanced_weights,
     repeat_indices,
@@ -130,3 +131,50 @@ def test_repeat_indices_counts_and_order() -> None:
         repeat_indices(labels, [1, -1, 1])
     with pytest.raises(ValueError, match="outside"):
         repeat_indices(labels, [1, 1])
+
+
+# ----------------------------------------------------------------------------- EvalShardSampler
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 7, 9, 10, 23])
+@pytest.mark.parametrize("batch_size", [1, 3, 4])
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_eval_shards_cover_every_index_once_in_one_process_batches(n, batch_size, world):
+    data = list(range(n))
+    if n < world:
+        with pytest.raises(ValueError, match=f"at most {n} processes"):
+            EvalShardSampler(data, batch_size, num_replicas=world, rank=0)
+        return
+    shards = [list(EvalShardSampler(data, batch_size, world, rank)) for rank in range(world)]
+    assert sorted(i for s in shards for i in s) == data  # no repeats, nothing missing
+    assert all(shards)  # every process has something to evaluate
+    one_process = [data[i : i + batch_size] for i in range(0, n, batch_size)]
+    if len(one_process) >= world:
+        # A loader batching a shard sees the one-process batches j = rank, rank + world, ...
+        for rank, shard in enumerate(shards):
+            batches = [shard[i : i + batch_size] for i in range(0, len(shard), batch_size)]
+            assert batches == one_process[rank::world]
+    else:  # fewer batches than processes: single samples dealt out
+        assert shards == [data[rank::world] for rank in range(world)]
+    assert [len(EvalShardSampler(data, batch_size, world, r)) for r in range(world)] == [
+        len(s) for s in shards
+    ]
+
+
+def test_eval_shard_sampler_is_kept_by_lightning():
+    """Lightning puts its padding DistributedSampler in a loader unless it already has one."""
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.trainer.states import RunningStage
+    from torch.utils.data import DataLoader
+
+    trainer = Trainer(strategy="ddp", devices=2, accelerator="cpu", logger=False)
+    data = list(range(7))
+    sampler = EvalShardSampler(data, 3, num_replicas=2, rank=1)
+    ours = DataLoader(data, batch_size=3, sampler=sampler)
+    plain = DataLoader(data, batch_size=3)
+    connector = trainer._data_connector
+    assert connector._requires_distributed_sampler(plain)
+    assert not connector._requires_distributed_sampler(ours)
+    kept = connector._prepare_dataloader(ours, shuffle=False, mode=RunningStage.TESTING)
+    assert kept.sampler is sampler
+    assert [b.tolist() for b in kept] == [[3, 4, 5]]

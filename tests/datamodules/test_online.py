@@ -98,3 +98,21 @@ def test_rare_class_repetition_centres_windows_on_rare_instances(synth_smg: Path
             z = counts[c]
             expected = int(np.ceil(np.log2(8 / z))) + 1 if z < 8 else 1
             assert wc == expected
+
+
+def test_eval_sequences_are_sharded_without_repeats(synth_smg: Path) -> None:
+    from types import SimpleNamespace
+
+    from mgr.data.samplers import EvalShardSampler
+
+    dm = SMGOnlineDataModule(
+        synth_smg, train_subjects=[4], val_subjects=[4], test_subjects=[1, 2, 3]
+    )
+    seen = []
+    for rank in range(2):  # 3 sequences on 2 processes: one sequence per batch
+        dm.trainer = SimpleNamespace(distributed_sampler_kwargs={"num_replicas": 2, "rank": rank})
+        loader = dm.test_dataloader()
+        assert isinstance(loader.sampler, EvalShardSampler)
+        seen.append([vid for batch in loader for vid in batch["video_id"]])
+    assert [len(s) for s in seen] == [2, 1]
+    assert sorted(seen[0] + seen[1]) == ["Sample0001", "Sample0002", "Sample0003"]
