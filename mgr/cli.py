@@ -36,10 +36,12 @@ from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
 
 import mgr.datamodules
 import mgr.models  # noqa: F401
 from mgr.data.synthetic import SynthMGConfig, generate_synthmg
+from mgr.distributed import check_trainer_setup, global_batch_size
 from mgr.errors import UserError, debug_enabled
 from mgr.fusion import fuse_main
 from mgr.predictions import PredictionWriter
@@ -78,6 +80,23 @@ class MgrCLI(LightningCLI):
         )
         # `mgr predict ... --prediction_writer.out_dir DIR` writes a prediction set.
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
+
+    def before_instantiate_classes(self) -> None:
+        """Refuse devices or a strategy this machine cannot run, before any process starts."""
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        if config is not None and config.get("trainer") is not None:
+            check_trainer_setup(config["trainer"])
+
+    def before_fit(self) -> None:
+        """Say how large the global batch is (a config's lr is for the one it names)."""
+        batch = getattr(self.datamodule, "batch_size", None)
+        if isinstance(batch, int):
+            t = self.trainer
+            total = global_batch_size(batch, t.num_devices, t.num_nodes, t.accumulate_grad_batches)
+            rank_zero_info(
+                f"global batch {total} = {t.num_nodes} node(s) x {t.num_devices} device(s) x "
+                f"batch_size {batch} x accumulate_grad_batches {t.accumulate_grad_batches}"
+            )
 
 
 def _synth(argv: Sequence[str]) -> int:
