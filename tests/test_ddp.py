@@ -118,10 +118,10 @@ def single_validate(ddp: SimpleNamespace) -> dict[str, float]:
     out = ddp.tmp / "validate_single"
     out.mkdir()
     with pytest.MonkeyPatch.context() as mp:
-        cli = _single(["validate", *ddp.evaluate], out, mp)
-    values = {k: float(v) for k, v in cli.trainer.callback_metrics.items()}
+        cli = _single(["validate", *ddp.evaluate, *_csv_logger(out)], out, mp)
     assert len(cli.datamodule.datasets["val"]) == 7  # not divisible by 2 processes
-    return values
+    (row,) = _logged(out)
+    return row
 
 
 def _assert_same_metrics(got: dict[str, float], ref: dict[str, float], stage: str) -> None:

@@ -563,3 +563,34 @@ def test_forward_returns_batch_value_and_accumulates(cls):
         assert torch.equal(batch[k], v), k
     for k, v in total.compute().items():
         assert torch.equal(m.compute()[k], v), k
+
+
+# ----------------------------------------------------------------------------- SampleMean
+
+
+@NOT_UPDATED
+def test_sample_mean_is_the_mean_over_all_samples_of_all_processes():
+    from mgr.metrics import SampleMean
+
+    values = torch.rand(1001, generator=torch.Generator().manual_seed(0)) * 5  # float32
+    reference = values.double().sum().item() / 1001
+    one = SampleMean()
+    for chunk in values.split(64):
+        one.update(chunk)
+    assert one.compute().dtype == torch.float64
+    assert one.compute().item() == pytest.approx(reference, rel=1e-15)
+    # Two processes with 700 and 301 samples: their states add up (torchmetrics' merge
+    # applies the same "sum" reduction as a DDP sync); a mean of means would not.
+    first, second = SampleMean(), SampleMean()
+    first.update(values[:700])
+    second.update(values[700:])
+    mean_of_means = (values[:700].double().mean() + values[700:].double().mean()).item() / 2
+    assert abs(mean_of_means - reference) > 1e-3
+    first.merge_state(second)
+    assert first.compute().item() == pytest.approx(reference, rel=1e-15)
+    # Moving the metric (Lightning does) keeps float64; torchmetrics' MeanMetric would cast
+    # its inputs to float32 after .to(device).
+    moved = SampleMean().to("cpu")
+    moved.update(torch.tensor([1.0, 2.0**-30]))
+    assert moved.total.item() == 1.0 + 2.0**-30
+    assert SampleMean().compute().item() == 0.0

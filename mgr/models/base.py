@@ -36,7 +36,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
-from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassConfusionMatrix,
@@ -44,6 +44,7 @@ from torchmetrics.classification import (
 )
 
 from mgr.batch import MODALITY_NDIM
+from mgr.metrics import SampleMean
 
 from .losses import (
     OrthogonalSemanticLoss,
@@ -324,7 +325,7 @@ class Recognizer(LightningModule):
         self.test_confusion = MulticlassConfusionMatrix(k)
         # val/loss as a sum and a count (float64), summed over processes: the exact mean
         # over the split, where a mean of per-process means would weigh shards wrongly.
-        self.val_loss = MeanMetric(nan_strategy="disable").set_dtype(torch.float64)
+        self.val_loss = SampleMean()
 
     def forward_features(self, batch: dict[str, Any]) -> Tensor:
         """Encode the inputs of a batch.
@@ -444,8 +445,7 @@ class Recognizer(LightningModule):
             logits: ``(B, K)``.
             labels: ``(B,)``.
         """
-        losses = nn.functional.cross_entropy(logits.float(), labels, reduction="none")
-        self.val_loss.update(losses.to(self.val_loss.dtype))
+        self.val_loss.update(nn.functional.cross_entropy(logits.float(), labels, reduction="none"))
 
     def on_validation_epoch_start(self) -> None:
         """Start the epoch's metrics from empty states."""
