@@ -129,31 +129,56 @@ def test_cli_refuses_before_the_trainer_starts(no_gpu, tmp_path, capsys, monkeyp
     assert "use --trainer.accelerator cpu" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("conf", FGSGL_PAPER, ids=lambda c: c.parent.name)
-def test_fgsgl_paper_configs_shard_like_zero2(conf, tmp_path, capsys, no_gpu):
-    args = ["fit", "--config", str(conf), "--data.init_args.root", str(tmp_path)]
+def _printed_trainer(args: list[str], capsys) -> dict:
     with pytest.raises(SystemExit):
         MgrCLI(args=[*args, "--print_config"])
-    strategy = yaml.safe_load(capsys.readouterr().out)["trainer"]["strategy"]
-    assert strategy["class_path"] == "lightning.pytorch.strategies.FSDPStrategy"
-    built = FSDPStrategy(**strategy["init_args"])
-    # ZeRO-2: gradients and optimizer states sharded, parameters whole on every GPU; LoRA's
-    # mix of frozen and trained weights in one FSDP unit needs use_orig_params.
-    assert built.sharding_strategy == ShardingStrategy.SHARD_GRAD_OP
-    assert built.kwargs["use_orig_params"] is True
-    # On this CPU machine: the one-line refusal, naming the CPU alternative.
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert "FSDP" in err and "--trainer.strategy ddp" in err and err.count("\n") == 1
-    # ... which parses (DDP's class, as Lightning registers the name).
-    with pytest.raises(SystemExit):
-        MgrCLI(args=[*args, "--trainer.strategy", "ddp", "--print_config"])
-    printed = yaml.safe_load(capsys.readouterr().out)["trainer"]
-    assert printed["strategy"] == "ddp" and printed["sync_batchnorm"] is False
-    check_trainer_setup({**printed, "accelerator": "cpu"})
+    return yaml.safe_load(capsys.readouterr().out)["trainer"]
+
+
+def test_fgsgl_paper_configs_shard_like_zero2(tmp_path, capsys, no_gpu):
+    for conf in FGSGL_PAPER:
+        args = ["fit", "--config", str(conf), "--data.init_args.root", str(tmp_path)]
+        options = _printed_trainer(args, capsys)
+        strategy = options["strategy"]
+        assert strategy["class_path"] == "lightning.pytorch.strategies.FSDPStrategy"
+        built = FSDPStrategy(**strategy["init_args"])
+        # ZeRO-2: gradients and optimizer states sharded, parameters whole in a step;
+        # LoRA's frozen and trained weights in one FSDP unit need use_orig_params.
+        assert built.sharding_strategy == ShardingStrategy.SHARD_GRAD_OP
+        assert built.kwargs["use_orig_params"] is True
+        assert options["sync_batchnorm"] is False
+        # On this CPU machine: the one-line refusal, naming the CPU alternative.
+        with pytest.raises(UserError, match=r"FSDP .* use --trainer\.strategy ddp"):
+            check_trainer_setup(options)
+    # ... which replaces the YAML's strategy class and runs here.
+    options = _printed_trainer([*args, "--trainer.strategy", "ddp"], capsys)
+    assert options["strategy"] == "ddp"
+    check_trainer_setup({**options, "accelerator": "cpu"})
 
 
 def test_global_batch_size():
     # FG-SGL's paper setting: 2 GPUs x batch 8 x 4 accumulated steps.
     assert global_batch_size(8, devices=2, num_nodes=1, accumulate_grad_batches=4) == 64
     assert global_batch_size(6, devices=8, num_nodes=2) == 96
+
+
+def test_mgr_fit_states_the_global_batch(synth_imigue, tmp_path, monkeypatch):
+    said = []
+    monkeypatch.setattr("mgr.cli.rank_zero_info", said.append)
+    monkeypatch.chdir(tmp_path)
+    MgrCLI(
+        args=[
+            "fit",
+            "--config",
+            str(TINY),
+            "--data.init_args.root",
+            str(synth_imigue),
+            "--trainer.fast_dev_run",
+            "true",
+            "--trainer.accumulate_grad_batches",
+            "3",
+        ]
+    )
+    assert said == [
+        "global batch 12 = 1 node(s) x 1 device(s) x batch_size 4 x accumulate_grad_batches 3"
+    ]
