@@ -39,6 +39,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 import mgr.datamodules
 import mgr.models  # noqa: F401
+from mgr.callbacks import StepSeeding
 from mgr.data.synthetic import SynthMGConfig, generate_synthmg
 from mgr.errors import UserError, debug_enabled
 from mgr.fusion import fuse_main
@@ -54,6 +55,8 @@ class MgrCLI(LightningCLI):
     Any LightningModule / LightningDataModule subclass is accepted (recognizers,
     the online detector and their datamodules); both must expose
     ``num_classes`` and ``class_names``, which are linked from the data to the model.
+    Every run gets :class:`~mgr.callbacks.StepSeeding` (a resumed fit draws what
+    the uninterrupted one drew) and the ``prediction_writer`` callback.
     """
 
     def __init__(self, args: Sequence[str] | None = None, **kwargs: Any) -> None:
@@ -78,6 +81,8 @@ class MgrCLI(LightningCLI):
         )
         # `mgr predict ... --prediction_writer.out_dir DIR` writes a prediction set.
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
+        # Every training step reseeded from (seed, epoch, batch): resumed runs reproduce.
+        parser.add_lightning_class_args(StepSeeding, "step_seeding")
 
 
 def _synth(argv: Sequence[str]) -> int:
