@@ -628,8 +628,8 @@ class MicroGestureDataModule(LightningDataModule):
         Every sampler here draws its epoch from ``(seed, epoch)`` (``set_epoch``,
         called by Lightning each epoch), never from the global RNG, so a resumed
         run draws what the uninterrupted run drew; the seed is ``seed_everything``'s
-        (``PL_GLOBAL_SEED``), identical on all DDP ranks as the distributed wrapper
-        needs (it shards one draw).
+        (``PL_GLOBAL_SEED``), identical on all DDP ranks, which each take their share
+        of the one draw (:class:`~mgr.data.seeding.DistributedSeededSampler`).
 
         Returns:
             An index sampler with ``set_epoch``.
