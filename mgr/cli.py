@@ -40,6 +40,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 import mgr.datamodules
 import mgr.models  # noqa: F401
+from mgr.callbacks import StepSeeding
 from mgr.data.synthetic import SynthMGConfig, generate_synthmg
 from mgr.distributed import check_trainer_setup, global_batch_size
 from mgr.errors import UserError, debug_enabled
@@ -56,6 +57,8 @@ class MgrCLI(LightningCLI):
     Any LightningModule / LightningDataModule subclass is accepted (recognizers,
     the online detector and their datamodules); both must expose
     ``num_classes`` and ``class_names``, which are linked from the data to the model.
+    Every run gets :class:`~mgr.callbacks.StepSeeding` (a resumed fit draws what
+    the uninterrupted one drew) and the ``prediction_writer`` callback.
     """
 
     def __init__(self, args: Sequence[str] | None = None, **kwargs: Any) -> None:
@@ -80,6 +83,8 @@ class MgrCLI(LightningCLI):
         )
         # `mgr predict ... --prediction_writer.out_dir DIR` writes a prediction set.
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
+        # Every training step reseeded from (seed, epoch, batch): resumed runs reproduce.
+        parser.add_lightning_class_args(StepSeeding, "step_seeding")
 
     def before_instantiate_classes(self) -> None:
         """Refuse devices or a strategy this machine cannot run, before any process starts."""

@@ -23,6 +23,7 @@ import torch
 from mgr.data.readers.common import SequenceRecord
 from mgr.data.readers.smg import load_smg_sequence
 from mgr.datamodules.online import normalize_sequence
+from mgr.fileio import write_text
 from mgr.metrics import OnlineF1
 
 if TYPE_CHECKING:
@@ -187,7 +188,7 @@ def detect_main(argv: Sequence[str]) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     # Raw label ids of the release: SMG 1..17; iMiGUE 1..31 and 99 for non-MG.
     raw = imigue_label_to_raw if dataset == "imigue" else (lambda c: c + 1)
-    out.write_text("".join(f"{raw(c)},{s},{e},{score:.4f}\n" for c, s, e, score in rows))
+    write_text(out, "".join(f"{raw(c)},{s},{e},{score:.4f}\n" for c, s, e, score in rows))
     print(f"{len(rows)} detections (score >= {threshold}) -> {out}")
     gt = [(int(c), int(s), int(e) + 1) for (s, e), c in zip(seq.segments, seq.labels, strict=True)]
     if gt:

@@ -24,7 +24,10 @@ A video recognizer plugs in by another :class:`WindowTransform` (a callable
 
 Caching: a video whose npz exists and was written with the same meta is skipped,
 so an interrupted run resumes; a changed checkpoint, window, stride or transform
-recomputes every video. Files are written to a temporary name and renamed.
+recomputes every video. Files are written atomically (:mod:`mgr.fileio`), and
+each npz carries the digest of the ``meta.json`` it was computed with, which
+:func:`read_features` checks: after an interrupted re-extraction with other
+settings, the files not yet recomputed are refused, not read as current.
 
 Feature steps and frames (used by :mod:`mgr.datamodules.online` and the detector):
 step ``i`` owns the frames nearest to its centre, ``[b_i, b_{i+1})`` with
@@ -39,9 +42,8 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -49,6 +51,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 import torch
 from torch import Tensor
+
+from mgr.fileio import atomic_write, write_json
 
 if TYPE_CHECKING:
     from mgr.data.datasets import SkeletonTransformConfig
@@ -481,17 +485,6 @@ def _meta_key(meta: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, mode) as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def read_feature_meta(directory: str | Path) -> dict[str, Any]:
     """The ``meta.json`` of a features folder.
 
@@ -516,12 +509,24 @@ def _cached_key(path: Path) -> str | None:
         return None
 
 
-def read_features(directory: str | Path, video_id: str) -> tuple[np.ndarray, np.ndarray, int]:
+def read_features(
+    directory: str | Path, video_id: str, meta: dict[str, Any] | None = None
+) -> tuple[np.ndarray, np.ndarray, int]:
     """One video's ``features (N, D)``, ``centers (N,)`` and frame count.
+
+    The file must have been computed with the folder's ``meta.json`` (its
+    ``meta_key``): a folder whose re-extraction with other settings was
+    interrupted holds files of both, and the old ones are refused.
+
+    Args:
+        directory: the features folder.
+        video_id: the video.
+        meta: the folder's ``meta.json`` if already read (:func:`read_feature_meta`).
 
     Raises:
         FileNotFoundError: naming the missing file.
-        ValueError: naming the file, for missing keys or inconsistent shapes.
+        ValueError: naming the file, for missing keys, inconsistent shapes, or
+            features computed with other settings than ``meta.json``'s.
     """
     path = Path(directory) / f"{video_id}.npz"
     if not path.is_file():
@@ -529,12 +534,18 @@ def read_features(directory: str | Path, video_id: str) -> tuple[np.ndarray, np.
             f"no features for video {video_id!r}: {path} does not exist "
             "(run `mgr extract-features` on this release)"
         )
+    meta = read_feature_meta(directory) if meta is None else meta
     with np.load(path) as f:
-        missing = {"features", "centers", "num_frames"} - set(f.files)
+        missing = {"features", "centers", "num_frames", "meta_key"} - set(f.files)
         if missing:
             raise ValueError(f"{path}: missing arrays {sorted(missing)}")
         features, centers = f["features"].astype(np.float32), f["centers"].astype(np.int64)
-        num_frames = int(f["num_frames"])
+        num_frames, key = int(f["num_frames"]), str(f["meta_key"])
+    if key != _meta_key(meta):
+        raise ValueError(
+            f"{path}: computed with other settings than {Path(directory) / META_FILE} "
+            "(an interrupted `mgr extract-features` run?); run it again with the same --out"
+        )
     if features.ndim != 2 or centers.shape != (len(features),) or len(features) == 0:
         raise ValueError(
             f"{path}: expected features (N, D) and centers (N,), got "
@@ -618,7 +629,7 @@ def extract_features(
         changed = sorted(k for k in meta if old.get(k) != meta[k])
         log.warning("%s: meta changed (%s): recomputing every video", out, ", ".join(changed))
     key = _meta_key(meta)
-    _atomic_write(out / META_FILE, lambda f: f.write(json.dumps(meta, indent=1)), mode="w")
+    write_json(out / META_FILE, meta, indent=1)
     status: dict[str, str] = {}
     bar = tqdm(found.items(), desc="extract-features", unit="video", disable=not progress)
     for vid, folder in bar:
@@ -633,18 +644,20 @@ def extract_features(
         if meta["dim"] is None:  # a recognizer without feature_dim: learn it from the output
             meta["dim"] = int(features.shape[1])
             key = _meta_key(meta)
-            _atomic_write(out / META_FILE, lambda f: f.write(json.dumps(meta, indent=1)), "w")
+            write_json(out / META_FILE, meta, indent=1)
         elif features.shape[1] != meta["dim"]:
             raise ValueError(
                 f"{ckpt}: forward_features gave {features.shape[1]} features per window on "
                 f"{vid} but feature_dim is {meta['dim']}"
             )
-        _atomic_write(
-            path,
-            lambda f, a=features, c=centers, n=seq.num_frames, k=key: np.savez(
-                f, features=a, centers=c, num_frames=np.int64(n), meta_key=np.str_(k)
-            ),
-        )
+        with atomic_write(path) as f:
+            np.savez(
+                f,
+                features=features,
+                centers=centers,
+                num_frames=np.int64(seq.num_frames),
+                meta_key=np.str_(key),
+            )
         status[vid] = "computed"
     return status
 

@@ -12,6 +12,10 @@ Splits are written one ``mgr predict`` run at a time (``--data.init_args.predict
 val`` then ``test``); ``meta.json`` keeps the union. Fused sets store
 ``log(probs)`` as their logits, so every reader can treat them alike.
 
+Every file is written atomically (:mod:`mgr.fileio`) and ``meta.json`` lists a
+split only once its file is complete: a run killed mid-write leaves the set as
+it was, or without that split, never with a truncated or mismatched file.
+
 Submission files of the challenges are written from a split's predictions:
 iMiGUE ``Submission.csv`` (``sample_name,label``, 0-based, zipped as
 ``Submission.zip``), SMG clip predictions (same two columns), MA-52
@@ -23,9 +27,10 @@ from __future__ import annotations
 
 import csv
 import datetime
+import io
 import json
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +43,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from mgr.classes import ma52_fine_to_coarse
 from mgr.errors import UserError
+from mgr.fileio import atomic_write, write_json, write_text
 
 __all__ = [
     "PredictionSet",
@@ -154,21 +160,27 @@ def save_predictions(
     if old.get("class_names") and list(old["class_names"]) != list(class_names):
         raise ValueError(f"{meta_path} holds predictions for other classes; use another folder")
     file = path / f"{split}.npz"
-    np.savez(
-        file,
-        sample_id=preds.sample_id.astype(str),
-        logits=preds.logits.astype(np.float32),
-        probs=preds.probs.astype(np.float32),
-        label=preds.label.astype(np.int64),
-    )
     splits = dict(old.get("splits", {}))
+    if split in splits:
+        # meta.json is the set's marker: forget the split before its file changes, so a
+        # run killed below leaves the split absent, never listed with the wrong file.
+        del splits[split]
+        write_json(meta_path, {**old, "splits": splits}, indent=1, default=str)
+    with atomic_write(file) as f:
+        np.savez(
+            f,
+            sample_id=preds.sample_id.astype(str),
+            logits=preds.logits.astype(np.float32),
+            probs=preds.probs.astype(np.float32),
+            label=preds.label.astype(np.int64),
+        )
     splits[split] = {
         "file": file.name,
         "num_samples": len(preds.sample_id),
         "written": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     new = {**old, **(meta or {}), "class_names": list(class_names), "splits": splits}
-    meta_path.write_text(json.dumps(new, indent=1, default=str))
+    write_json(meta_path, new, indent=1, default=str)
     return file
 
 
@@ -367,41 +379,55 @@ def write_submission(
     out.mkdir(parents=True, exist_ok=True)
     top1 = preds.probs.argmax(1)
     ids = preds.sample_id.tolist()
+    if dataset not in _SUBMISSION_FILES:
+        raise ValueError(f"no submission format for dataset {dataset!r}")
+    # Old files go first and new ones appear whole (mgr.fileio): after a crash the
+    # folder holds complete files of this run or nothing, never a stale mix.
+    for name in _SUBMISSION_FILES[dataset]:
+        (out / name).unlink(missing_ok=True)
     if dataset in ("imigue", "smg"):
         # MiGA: one "<sample_name>,<0-based label>" line per clip, no header.
-        csv_path = out / "Submission.csv"
-        with open(csv_path, "w", newline="") as f:
-            csv.writer(f).writerows(zip(ids, top1.tolist(), strict=True))
+        text = _csv_text(zip(ids, top1.tolist(), strict=True))
+        csv_path = write_text(out / "Submission.csv", text)
         if dataset == "smg":
             return csv_path
-        zip_path = out / "Submission.zip"
-        with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
-            z.write(csv_path, "Submission.csv")
-        return zip_path
-    if dataset == "ma52":
-        top5 = np.argsort(-preds.probs, axis=1)[:, :5]
-        # Body-part scores: sum of the action probabilities of each part.
-        coarse = np.array([ma52_fine_to_coarse(c) for c in range(preds.probs.shape[1])])
-        body = np.stack([preds.probs[:, coarse == b].sum(1) for b in range(coarse.max() + 1)], 1)
-        body5 = np.argsort(-body, axis=1)[:, :5]
-        with open(out / "prediction.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(
-                [
-                    "vid",
-                    *[f"action_pred_{i}" for i in range(1, 6)],
-                    *[f"body_pred_{i}" for i in range(1, 6)],
-                ]
-            )
-            for i, vid in enumerate(ids):
-                w.writerow([vid, *top5[i].tolist(), *body5[i].tolist()])
-        with open(out / "prediction_top1.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["id", "pred_label_1", "pred_label_2"])
-            for i, vid in enumerate(ids):
-                w.writerow([vid, int(coarse[top1[i]]), int(top1[i])])
-        zip_path = out / "submission.zip"
-        with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
-            z.write(out / "prediction.csv", "prediction.csv")
-        return zip_path
-    raise ValueError(f"no submission format for dataset {dataset!r}")
+        return _write_zip(out / "Submission.zip", {"Submission.csv": text})
+    top5 = np.argsort(-preds.probs, axis=1)[:, :5]
+    # Body-part scores: sum of the action probabilities of each part.
+    coarse = np.array([ma52_fine_to_coarse(c) for c in range(preds.probs.shape[1])])
+    body = np.stack([preds.probs[:, coarse == b].sum(1) for b in range(coarse.max() + 1)], 1)
+    body5 = np.argsort(-body, axis=1)[:, :5]
+    header = [
+        "vid",
+        *[f"action_pred_{i}" for i in range(1, 6)],
+        *[f"body_pred_{i}" for i in range(1, 6)],
+    ]
+    rows = [[vid, *top5[i].tolist(), *body5[i].tolist()] for i, vid in enumerate(ids)]
+    text = _csv_text([header, *rows])
+    write_text(out / "prediction.csv", text)
+    top1_rows = [[vid, int(coarse[top1[i]]), int(top1[i])] for i, vid in enumerate(ids)]
+    write_text(
+        out / "prediction_top1.csv", _csv_text([["id", "pred_label_1", "pred_label_2"], *top1_rows])
+    )
+    return _write_zip(out / "submission.zip", {"prediction.csv": text})
+
+
+#: files write_submission writes per dataset (removed first on a rewrite).
+_SUBMISSION_FILES = {
+    "imigue": ("Submission.zip", "Submission.csv"),
+    "smg": ("Submission.csv",),
+    "ma52": ("submission.zip", "prediction.csv", "prediction_top1.csv"),
+}
+
+
+def _csv_text(rows: Iterable[Sequence[Any]]) -> str:
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue()
+
+
+def _write_zip(path: Path, members: dict[str, str]) -> Path:
+    with atomic_write(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, text in members.items():
+            z.writestr(name, text)
+    return path

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from mgr.fileio import write_json
 from mgr.predictions import SplitPredictions, load_predictions
 
 __all__ = ["PseudoLabels", "load_pseudo_labels", "pseudo_label_main", "select_pseudo_labels"]
@@ -49,22 +50,17 @@ class PseudoLabels:
         """Write the JSON file."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            json.dumps(
-                {
-                    "format": "mgr-pseudo-labels/1",
-                    "split": self.split,
-                    "class_names": self.class_names,
-                    **self.meta,
-                    "samples": [
-                        {"sample_id": s, "label": c, "confidence": round(self.confidence[s], 6)}
-                        for s, c in self.labels.items()
-                    ],
-                },
-                indent=1,
-            )
-        )
-        return path
+        doc = {
+            "format": "mgr-pseudo-labels/1",
+            "split": self.split,
+            "class_names": self.class_names,
+            **self.meta,
+            "samples": [
+                {"sample_id": s, "label": c, "confidence": round(self.confidence[s], 6)}
+                for s, c in self.labels.items()
+            ],
+        }
+        return write_json(path, doc, indent=1)  # atomic: never a truncated label file
 
     def class_counts(self) -> np.ndarray:
         """``(K,)`` number of pseudo-labelled samples per class."""

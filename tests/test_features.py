@@ -17,6 +17,7 @@ from mgr.features import (
     frames_to_steps,
     load_recognizer,
     read_feature_meta,
+    read_features,
     step_boundaries,
     steps_to_frames,
 )
@@ -103,13 +104,47 @@ def test_resume_skips_cached_videos_and_recomputes_on_meta_change(
     assert main([*args, "--stride", "4"]) == 0
     assert "(2 computed, 2 cached)" in capsys.readouterr().out
     assert all(out.joinpath(n).stat().st_mtime_ns == t for n, t in first.items())
-    assert not list(out.glob(".*tmp*"))  # no temporary files left behind
+    assert not list(out.glob(".*"))  # no temporary files left behind
     # Another stride: the meta differs, every video is recomputed.
     assert main([*args, "--stride", "8"]) == 0
     assert "(4 computed, 0 cached)" in capsys.readouterr().out
     with np.load(out / "Sample0004.npz") as f:
         assert np.diff(f["centers"]).tolist() == [8] * (len(f["centers"]) - 1)
     assert json.loads((out / "meta.json").read_text())["stride"] == 8
+
+
+def test_interrupted_re_extraction_is_never_read_as_current(
+    synth_smg: Path, stcnn_ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import mgr.features
+
+    out = tmp_path / "feats"
+    args = ["extract-features", "--ckpt", str(stcnn_ckpt), "--data", str(CONF), "--root"]
+    args += [str(synth_smg), "--out", str(out), "--window", "16", "--no-progress"]
+    assert main([*args, "--stride", "4"]) == 0
+    real, calls = mgr.features.extract_sequence_features, []
+
+    def killed_on_second_video(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("killed")
+        return real(*a, **k)
+
+    with monkeypatch.context() as m:  # a re-extraction with another stride dies half-way
+        m.setattr(mgr.features, "extract_sequence_features", killed_on_second_video)
+        with pytest.raises(OSError, match="killed"):
+            main([*args, "--stride", "8"])
+    meta = read_feature_meta(out)
+    assert meta["stride"] == 8
+    centers = read_features(out, "Sample0001")[1]  # recomputed: stride 8
+    assert np.diff(centers).tolist() == [8] * (len(centers) - 1)
+    with pytest.raises(ValueError, match="other settings"):  # still the stride-4 file
+        read_features(out, "Sample0002", meta)
+    capsys.readouterr()
+    assert main([*args, "--stride", "8"]) == 0  # the rerun recomputes what is stale
+    assert "(3 computed, 1 cached)" in capsys.readouterr().out
+    for vid in ("Sample0002", "Sample0003", "Sample0004"):
+        assert np.diff(read_features(out, vid)[1]).tolist()[:1] == [8]
 
 
 def test_bad_checkpoints_are_named(synth_smg: Path, tmp_path: Path) -> None:

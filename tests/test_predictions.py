@@ -141,3 +141,63 @@ def test_shards_of_several_processes_merge_into_the_one_process_order():
     assert _merge_shards([unknown])["sample_id"].tolist() == ["v_5", "v_0", "v_3"]
     other = {**shard([1]), "index": np.full(1, -1)}
     assert _merge_shards([unknown, other])["sample_id"].tolist() == ["v_0", "v_1", "v_3", "v_5"]
+
+
+def _dies_mid_write(f, **arrays):
+    """np.savez that is killed after the zip's first bytes."""
+    f.write(b"PK\x03\x04 half an npz")
+    raise OSError("killed mid-write")
+
+
+def test_killed_save_leaves_the_split_absent_then_a_rerun_writes_it(tmp_path, monkeypatch):
+    names = ["a", "b", "c", "d"]
+    old, new = _preds(seed=1), _preds(seed=5)
+    save_predictions(tmp_path, "val", old, names)
+    save_predictions(tmp_path, "test", _preds(seed=2), names)
+    old_bytes = (tmp_path / "val.npz").read_bytes()
+    with monkeypatch.context() as m:
+        m.setattr(np, "savez", _dies_mid_write)
+        with pytest.raises(OSError, match="mid-write"):
+            save_predictions(tmp_path, "val", new, names)
+    # The file is the old complete one, and meta.json no longer lists it: a reader
+    # (mgr fuse, pseudo-label) sees no 'val' split rather than a stale or broken one.
+    assert (tmp_path / "val.npz").read_bytes() == old_bytes
+    pset = load_predictions(tmp_path)
+    assert set(pset.splits) == {"test"}
+    with pytest.raises(KeyError, match="predict_split val"):
+        pset["val"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    save_predictions(tmp_path, "val", new, names)  # the rerun
+    np.testing.assert_array_equal(load_predictions(tmp_path)["val"].logits, new.logits)
+
+
+def test_killed_first_save_leaves_no_prediction_set(tmp_path, monkeypatch):
+    monkeypatch.setattr(np, "savez", _dies_mid_write)
+    with pytest.raises(OSError, match="mid-write"):
+        save_predictions(tmp_path / "m", "val", _preds(), ["a", "b", "c", "d"])
+    assert not (tmp_path / "m" / "val.npz").exists()
+    with pytest.raises(FileNotFoundError, match="not a prediction set"):
+        load_predictions(tmp_path / "m")
+
+
+def test_killed_submission_leaves_no_stale_zip(tmp_path, monkeypatch):
+    old, new = _preds(k=32, seed=1), _preds(k=32, seed=2)
+    write_submission(tmp_path, "test", old, "imigue")
+    out = tmp_path / "submission_test"
+
+    def dies(self, name, data, *args, **kwargs):
+        raise OSError("killed mid-write")
+
+    with monkeypatch.context() as m:
+        m.setattr(zipfile.ZipFile, "writestr", dies)
+        with pytest.raises(OSError, match="mid-write"):
+            write_submission(tmp_path, "test", new, "imigue")
+    # The old Submission.zip (of other predictions) is gone, the new csv is whole.
+    assert sorted(p.name for p in out.iterdir()) == ["Submission.csv"]
+    rows = list(csv.reader((out / "Submission.csv").read_text().splitlines()))
+    assert rows == [
+        [s, str(int(np.argmax(q)))] for s, q in zip(new.sample_id, new.probs, strict=True)
+    ]
+    write_submission(tmp_path, "test", new, "imigue")  # the rerun
+    with zipfile.ZipFile(out / "Submission.zip") as z:
+        assert z.read("Submission.csv") == (out / "Submission.csv").read_bytes()

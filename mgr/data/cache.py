@@ -11,9 +11,13 @@ per split plus ``cache.json``:
   (sample id, label, video id, frames, source, subject, video path and range,
   coarse label);
 * ``cache.json``: the format version, the dataset and the reader options that
-  produced the records (:attr:`signature`). A DataModule uses a cache only if
-  its own signature matches, so a cache of the MiGA split is never read as the
-  subject split.
+  produced the records (:attr:`signature`) and the splits it holds. A DataModule
+  uses a cache only if its own signature matches, so a cache of the MiGA split
+  is never read as the subject split.
+
+Files are written atomically (:mod:`mgr.fileio`) and ``cache.json`` lists a split
+only once its file is complete: an interrupted ``mgr prepare`` leaves a cache whose
+listed splits are all valid; the rest are parsed from the release again.
 
 Loading is one ``np.load`` per split (no pickle, so caches are safe to share).
 """
@@ -26,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mgr.fileio import atomic_write, write_json
 
 from .readers.common import ClipRecord, DataFormatError, PathLike
 
@@ -64,6 +70,16 @@ def write_cache(
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    signature = json.loads(json.dumps(dict(signature)))  # the form it has once read back
+    meta_path = out / _META
+    existing = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    kept: list[str] = []
+    if existing.get("version") == CACHE_VERSION and existing.get("signature") == signature:
+        kept = [s for s in existing.get("splits", []) if s not in records]
+    # cache.json is the marker: it stops listing the splits about to change before their
+    # files do, and lists each again once its file is whole, so a run killed half-way
+    # leaves every listed split valid (a stale split of another signature is never read).
+    _write_meta(meta_path, signature, kept)
     for split, recs in records.items():
         with_kp = [r for r in recs if r.keypoint is not None]
         if with_kp and len(with_kp) != len(recs):
@@ -78,20 +94,17 @@ def write_cache(
         else:
             keypoint = np.zeros((0, 0, 0), np.float32)
         meta = [{f: getattr(r, f) for f in _FIELDS} for r in recs]
-        tmp = out / f".{split}.tmp.npz"
-        np.savez(tmp, keypoint=keypoint, offsets=offsets, records=np.array(json.dumps(meta)))
-        tmp.replace(out / f"{split}.npz")  # never leave a half-written cache
-    meta_path = out / _META
-    existing = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    if existing.get("signature") not in (None, dict(signature)):
-        existing = {}  # a different release or options: the old splits are stale
-    splits = sorted(set(existing.get("splits", [])) | set(records))
-    meta_path.write_text(
-        json.dumps(
-            {"version": CACHE_VERSION, "signature": dict(signature), "splits": splits}, indent=1
-        )
-    )
+        with atomic_write(out / f"{split}.npz") as f:
+            np.savez(f, keypoint=keypoint, offsets=offsets, records=np.array(json.dumps(meta)))
+        kept.append(split)
+        _write_meta(meta_path, signature, kept)
     return out
+
+
+def _write_meta(path: Path, signature: dict[str, Any], splits: Sequence[str]) -> None:
+    write_json(
+        path, {"version": CACHE_VERSION, "signature": signature, "splits": sorted(splits)}, indent=1
+    )
 
 
 def cache_signature_matches(cache: PathLike, signature: Mapping[str, Any], split: str) -> bool:

@@ -12,6 +12,10 @@ Two ways to show rare classes more often during training:
 
 For evaluation under several processes, :class:`EvalShardSampler` splits a split into
 per-process shards without the duplicates of ``DistributedSampler``.
+
+:class:`ShuffleSampler` is plain shuffling (of ``range(N)`` or repeated indices). Every
+sampler here draws an epoch from ``(seed, epoch)`` only (``set_epoch``), so a resumed run
+draws what the uninterrupted run drew (:mod:`mgr.data.seeding`).
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ import numpy as np
 import torch
 from torch.utils.data import DistributedSampler, Sampler
 
+from .seeding import derive_seed
+
 __all__ = [
     "EvalShardSampler",
+    "ShuffleSampler",
     "SqrtBalancedSampler",
     "class_balanced_weights",
     "repeat_indices",
@@ -128,6 +135,38 @@ class SqrtBalancedSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class ShuffleSampler(Sampler[int]):
+    """A fixed list of dataset indices (repeats allowed), permuted by ``(seed, epoch)``.
+
+    Like ``RandomSampler`` without replacement, but the permutation of an epoch
+    depends only on ``seed`` and the epoch set by :meth:`set_epoch`, never on the
+    global RNG, so a run resumed at epoch ``e`` draws what the uninterrupted run
+    drew (see :mod:`mgr.data.seeding`).
+
+    Args:
+        indices: the dataset indices of one epoch, e.g. ``range(N)`` or
+            :func:`repeat_indices`.
+        seed: base seed of the permutations.
+    """
+
+    def __init__(self, indices: Sequence[int] | np.ndarray, seed: int = 0) -> None:
+        self.indices = torch.as_tensor(np.asarray(indices), dtype=torch.long)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the permutation of ``epoch`` (call before iterating)."""
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
+        order = torch.randperm(len(self.indices), generator=generator)
+        return iter(self.indices[order].tolist())
+
+    def __len__(self) -> int:
+        return len(self.indices)
 
 
 def repetition_factors(labels: Labels, num_classes: int, *, alpha: float) -> np.ndarray:

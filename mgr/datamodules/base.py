@@ -14,6 +14,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Sampler
 
+from mgr.callbacks import seeded_train_sampler
 from mgr.classes import ClassList, get_classes
 from mgr.data.cache import cache_signature_matches, read_cache, write_cache
 from mgr.data.datasets import (
@@ -31,10 +32,12 @@ from mgr.data.readers.common import ClipRecord
 from mgr.data.readers.media import index_media, media_num_frames
 from mgr.data.samplers import (
     EvalShardSampler,
+    ShuffleSampler,
     SqrtBalancedSampler,
     repeat_indices,
     repetition_factors,
 )
+from mgr.data.seeding import SeededDataset, loader_generator
 from mgr.errors import UserError
 from mgr.pseudo_label import load_pseudo_labels
 from mgr.skeletons import SkeletonLayout, get_layout
@@ -621,15 +624,20 @@ class MicroGestureDataModule(LightningDataModule):
         return batch
 
     # ---------------------------------------------------------------- loaders
-    def train_sampler(self) -> Sampler[int] | None:
-        """The training sampler: rare-class repetition and/or class balancing.
+    def train_sampler(self) -> Sampler[int]:
+        """The training sampler: shuffling, rare-class repetition and/or class balancing.
+
+        Every sampler here draws its epoch from ``(seed, epoch)`` (``set_epoch``,
+        called by Lightning each epoch), never from the global RNG, so a resumed
+        run draws what the uninterrupted run drew; the seed is ``seed_everything``'s
+        (``PL_GLOBAL_SEED``), identical on all DDP ranks, which each take their share
+        of the one draw (:class:`~mgr.data.seeding.DistributedSeededSampler`).
 
         Returns:
-            ``None`` for plain shuffling.
+            An index sampler with ``set_epoch``.
         """
         labels = [r.label for r in self.datasets["train"].records]
-        if self.repeat_alpha is None and self.sampler == "random":
-            return None
+        seed = _global_seed()
         indices = None
         if self.repeat_alpha is not None:
             factors = repetition_factors(labels, self.num_classes, alpha=self.repeat_alpha)
@@ -637,20 +645,14 @@ class MicroGestureDataModule(LightningDataModule):
             log.info("rare-class repetition: %d -> %d training clips", len(labels), len(indices))
         if self.sampler == "sqrt_balanced":
             drawn = [labels[i] for i in indices] if indices is not None else labels
-            # Every DDP rank must draw the same sequence (the distributed wrapper shards
-            # it): seed from seed_everything's PL_GLOBAL_SEED, identical on all ranks.
-            seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
             balanced = SqrtBalancedSampler(drawn, self.num_classes, seed=seed)
             return balanced if indices is None else _Subset(balanced, indices)
-        return _Shuffled(indices)
+        return ShuffleSampler(indices if indices is not None else range(len(labels)), seed=seed)
 
     def _loader(self, split: Split, shuffle: bool) -> DataLoader:
         if split not in self.datasets:
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
-        if split == "train":
-            sampler = self.train_sampler()  # Lightning shards it under DDP
-        else:
-            sampler = eval_shard_sampler(self, self.datasets[split], self.batch_size, split)
+        sampler = eval_shard_sampler(self, self.datasets[split], self.batch_size, split)
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
@@ -663,8 +665,28 @@ class MicroGestureDataModule(LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled training clips."""
-        return self._loader("train", shuffle=True)
+        """Shuffled (or balanced) training clips, reproducible across resumes.
+
+        The loader yields ``(index, seed)`` pairs (:class:`~mgr.data.seeding.SeededSampler`)
+        into a :class:`~mgr.data.seeding.SeededDataset`: each clip's random choices
+        (frames, flip, crop) depend only on ``(seed, epoch, position in the epoch)``,
+        whatever ``num_workers`` is. A resumed run starts at the epoch it resumes
+        (Lightning calls ``set_epoch`` only after the first batches are requested).
+        """
+        if "train" not in self.datasets:
+            self.setup("fit")
+        seed = _global_seed()
+        sampler = seeded_train_sampler(self.train_sampler(), seed, self.trainer)
+        return DataLoader(
+            SeededDataset(self.datasets["train"]),
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=collate,
+            generator=loader_generator(seed),
+        )
 
     def val_dataloader(self) -> DataLoader:
         """Validation clips, deterministic."""
@@ -714,19 +736,6 @@ def eval_shard_sampler(
         return EvalShardSampler(dataset, batch_size, kwargs["num_replicas"], kwargs["rank"])
     except ValueError as err:
         raise UserError(f"{type(datamodule).__name__} split {split!r}: {err}") from None
-
-
-class _Shuffled(Sampler[int]):
-    """A fixed list of dataset indices (with repeats), shuffled every epoch."""
-
-    def __init__(self, indices: Sequence[int]) -> None:
-        self.indices = torch.as_tensor(indices, dtype=torch.long)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices[torch.randperm(len(self.indices))].tolist())
-
-    def __len__(self) -> int:
-        return len(self.indices)
 
 
 class _Subset(Sampler[int]):
@@ -782,3 +791,8 @@ def _subsets_of(parent: str) -> list[str]:
     from mgr.skeletons import LAYOUTS
 
     return sorted(n for n, lay in LAYOUTS.items() if lay.parent == parent)
+
+
+def _global_seed() -> int:
+    """``seed_everything``'s seed (``PL_GLOBAL_SEED``; 0 when the run is not seeded)."""
+    return int(os.environ.get("PL_GLOBAL_SEED", 0))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
+from mgr.callbacks import seeded_train_sampler
 from mgr.classes import get_classes
 from mgr.data.readers.common import SequenceRecord
 from mgr.data.readers.imigue import (
@@ -41,7 +43,8 @@ from mgr.data.readers.imigue import (
     load_imigue_sequence,
 )
 from mgr.data.readers.smg import SMG_SPLITS, find_smg_samples, load_smg_sequence
-from mgr.data.samplers import repetition_factors
+from mgr.data.samplers import ShuffleSampler, repetition_factors
+from mgr.data.seeding import SeededDataset, loader_generator
 from mgr.data.transforms.pose import normalize_skeleton
 from mgr.datamodules.base import eval_shard_sampler
 from mgr.features import frames_to_steps, read_feature_meta, read_features
@@ -377,7 +380,9 @@ class OnlineDataModule(LightningDataModule):
 
     def _feature_sequence(self, seq: SequenceRecord) -> FeatureSequence:
         assert self.features_dir is not None
-        features, centers, num_frames = read_features(self.features_dir, seq.video_id)
+        features, centers, num_frames = read_features(
+            self.features_dir, seq.video_id, self.feature_meta
+        )
         if num_frames != seq.num_frames:
             raise ValueError(
                 f"{self.features_dir / (seq.video_id + '.npz')}: features of a "
@@ -417,16 +422,25 @@ class OnlineDataModule(LightningDataModule):
     def _loader(self, split: str) -> DataLoader:
         train = split == "train"
         dataset = self._dataset(split)
-        # Evaluation: whole sequences, each on exactly one process under DDP.
-        sampler = None if train else eval_shard_sampler(self, dataset, 1, split)
+        kwargs: dict[str, Any] = {}
+        if train:
+            # Windows drawn from (seed, epoch, position): a resumed run draws the same
+            # (mgr.data.seeding); the seed is seed_everything's.
+            seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+            order = ShuffleSampler(range(len(dataset)), seed=seed)
+            kwargs["sampler"] = seeded_train_sampler(order, seed, self.trainer)
+            kwargs["generator"] = loader_generator(seed)
+            dataset = SeededDataset(dataset)
+        else:
+            # Evaluation: whole sequences, each on exactly one process under DDP.
+            kwargs["sampler"] = eval_shard_sampler(self, dataset, 1, split)
         return DataLoader(
             dataset,
             batch_size=self.batch_size if train else 1,
-            shuffle=train,
-            sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=collate_sequences,
             persistent_workers=self.num_workers > 0,
+            **kwargs,
         )
 
     def train_dataloader(self) -> DataLoader:

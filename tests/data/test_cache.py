@@ -118,3 +118,35 @@ def test_prepare_cli(synth_smg: Path, synth_imigue: Path, tmp_path: Path) -> Non
     with pytest.raises(SystemExit):
         main(["prepare", "--dataset", "smg", "--root", str(synth_smg), "--out",
               str(tmp_path / "x"), "--format", "posec3d"])  # fmt: skip
+
+
+def test_killed_prepare_lists_only_complete_splits(tmp_path: Path, monkeypatch) -> None:
+    """An interrupted rewrite with other options never serves a split under the old ones."""
+    a, b = {"dataset": "x", "coords": "world"}, {"dataset": "x", "coords": "pixel"}
+    write_cache(tmp_path, {"train": [_record(i, 4) for i in range(3)], "val": [_record(7, 3)]}, a)
+    new = {"train": [_record(i, 6) for i in range(10, 14)], "val": [_record(20, 5)]}
+    real, calls = np.savez, []
+
+    def killed_on_second_split(f, **arrays):
+        calls.append(1)
+        if len(calls) == 2:
+            f.write(b"PK\x03\x04 half")
+            raise OSError("killed mid-write")
+        real(f, **arrays)
+
+    with monkeypatch.context() as m:
+        m.setattr(np, "savez", killed_on_second_split)
+        with pytest.raises(OSError, match="mid-write"):
+            write_cache(tmp_path, new, b)
+    # train.npz now holds the new run's records: the old signature must not claim it,
+    # nor the old (complete) val.npz; the new run's finished split is valid.
+    assert not cache_signature_matches(tmp_path, a, "train")
+    assert not cache_signature_matches(tmp_path, a, "val")
+    assert cache_signature_matches(tmp_path, b, "train")
+    assert not cache_signature_matches(tmp_path, b, "val")
+    for x, y in zip(new["train"], read_cache(tmp_path, "train"), strict=True):
+        _assert_same(x, y)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    write_cache(tmp_path, new, b)  # the rerun
+    assert cache_signature_matches(tmp_path, b, "val")
+    _assert_same(new["val"][0], read_cache(tmp_path, "val")[0])

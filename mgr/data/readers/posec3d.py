@@ -31,7 +31,6 @@ Pickles run code when loaded: only read files from sources you trust.
 from __future__ import annotations
 
 import operator
-import os
 import pickle
 import re
 from collections.abc import Sequence
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mgr.fileio import atomic_write
 
 from .common import ClipRecord, DataFormatError, PathLike, _require_file
 
@@ -363,15 +364,10 @@ def write_posec3d_pickle(
                 f"has, e.g. {unknown[:5]}"
             )
         split_lists[str(split_name)] = members
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as f:
-            pickle.dump(
-                {"split": split_lists, "annotations": items}, f, protocol=pickle.HIGHEST_PROTOCOL
-            )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(path) as f:
+        pickle.dump(
+            {"split": split_lists, "annotations": items}, f, protocol=pickle.HIGHEST_PROTOCOL
+        )
 
 
 # ----------------------------------------------------------------------------- ClipRecord bridge
