@@ -1,8 +1,5 @@
-import sys
-import types
 from typing import ClassVar
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -191,26 +188,8 @@ def test_default_map_fits_the_recognizer_head(source, x):
 
 # ---------------------------------------------------------------- mmaction2 parity
 @pytest.fixture
-def mm_slowonly(monkeypatch):
+def mm_slowonly(mmaction):
     """mmaction2's ResNet3dSlowOnly class (skips when the openmmlab extra is absent)."""
-    pytest.importorskip("mmaction")
-    # Shims for mmaction2 1.2.0 on numpy 2 (see DESIGN.md): removed aliases and the
-    # localizers.drn package missing from its wheel.
-    for old, new in (("Inf", "inf"), ("trapz", "trapezoid"), ("in1d", "isin")):
-        if not hasattr(np, old):
-            monkeypatch.setattr(np, old, getattr(np, new), raising=False)
-    for name in ("mmaction.models.localizers.drn", "mmaction.models.localizers.drn.drn"):
-        if name not in sys.modules:
-            monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
-    drn = sys.modules["mmaction.models.localizers.drn.drn"]
-    if not hasattr(drn, "DRN"):
-        monkeypatch.setattr(drn, "DRN", type("DRN", (), {}), raising=False)
-    try:
-        import mmaction.utils.dependency as dep
-
-        monkeypatch.setattr(dep, "WITH_MULTIMODAL", False, raising=False)
-    except ImportError:
-        pass
     from mmaction.models.backbones.resnet3d_slowonly import ResNet3dSlowOnly as MMSlowOnly
 
     return MMSlowOnly

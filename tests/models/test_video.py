@@ -1,7 +1,3 @@
-import sys
-import types
-
-import numpy as np
 import pytest
 import torch
 import torchvision
@@ -272,25 +268,8 @@ def test_r2plus1d_training_step():
 
 # ---------------------------------------------------------------- mmaction2 parity
 @pytest.fixture
-def mm_swin(monkeypatch):
+def mm_swin(mmaction):
     """mmaction2's SwinTransformer3D (skips when the openmmlab extra is absent)."""
-    pytest.importorskip("mmaction")
-    # mmaction2 1.2.0 on numpy 2 (DESIGN.md): removed aliases, missing localizers.drn.
-    for old, new in (("Inf", "inf"), ("trapz", "trapezoid"), ("in1d", "isin")):
-        if not hasattr(np, old):
-            monkeypatch.setattr(np, old, getattr(np, new), raising=False)
-    for name in ("mmaction.models.localizers.drn", "mmaction.models.localizers.drn.drn"):
-        if name not in sys.modules:
-            monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
-    drn = sys.modules["mmaction.models.localizers.drn.drn"]
-    if not hasattr(drn, "DRN"):
-        monkeypatch.setattr(drn, "DRN", type("DRN", (), {}), raising=False)
-    try:
-        import mmaction.utils.dependency as dep
-
-        monkeypatch.setattr(dep, "WITH_MULTIMODAL", False, raising=False)
-    except ImportError:
-        pass
     from mmaction.models.backbones.swin import SwinTransformer3D
 
     return SwinTransformer3D
@@ -298,7 +277,8 @@ def mm_swin(monkeypatch):
 
 def test_mmaction2_swin_backbone_gives_our_features(mm_swin):
     torch.manual_seed(8)
-    theirs = mm_swin(arch="tiny", pretrained=None, pretrained2d=False).eval()
+    theirs = mm_swin(arch="tiny", pretrained=None, pretrained2d=False)
+    theirs.eval()  # mmaction2's Swin overrides train() and returns None
     state = {f"backbone.{k}": v for k, v in theirs.state_dict().items()}
     ours = VideoSwin(num_classes=5).eval()
     report = load_mmaction_swin_checkpoint(ours, state, reset_head=True)
