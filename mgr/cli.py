@@ -32,6 +32,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule
@@ -78,6 +79,32 @@ class MgrCLI(LightningCLI):
         )
         # `mgr predict ... --prediction_writer.out_dir DIR` writes a prediction set.
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
+
+    def _parse_ckpt_path(self) -> None:
+        """Check ``--ckpt_path`` before Lightning reads it.
+
+        Lightning unpickles it with PyTorch's weights-only unpickler, whose
+        failure on a file that is not a checkpoint is a multi-paragraph message
+        advising ``weights_only=False``: exactly wrong for an untrusted file.
+        :func:`~mgr.models.checkpoints.check_lightning_checkpoint` fails first, in
+        one line naming the file. ``--weights_only false`` (Lightning's switch)
+        trusts the file: it is then unpickled fully.
+        """
+        from mgr.models.checkpoints import check_lightning_checkpoint, trusting
+
+        sub = self.config.get("subcommand")
+        path = self.config[sub].get("ckpt_path") if sub else None
+        named = path in ("last", "best", "hpc", "registry") or str(path).startswith("registry:")
+        if not path or named or "://" in str(path):  # resolved (or fetched) by Lightning
+            return super()._parse_ckpt_path()
+        if not Path(path).exists():
+            raise UserError(f"--ckpt_path {path} does not exist")
+        trust = self.config[sub].get("weights_only") is False
+        check_lightning_checkpoint(path, trust=trust)
+        if not trust:
+            return super()._parse_ckpt_path()
+        with trusting(path):
+            return super()._parse_ckpt_path()
 
 
 def _synth(argv: Sequence[str]) -> int:

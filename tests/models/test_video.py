@@ -101,6 +101,35 @@ def test_videoswin_loads_a_torchvision_file_with_identical_logits(tv_swin, tmp_p
         torch.testing.assert_close(ours.forward_features(x), features, atol=1e-5, rtol=0)
 
 
+def test_videoswin_pretrained_keeps_the_head_of_the_same_classes(tmp_path, caplog):
+    # Issue 21: an MA-52 Video Swin loaded to evaluate on MA-52 must keep its classifier.
+    torch.manual_seed(7)
+    tiny = {"embed_dim": 8, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2]}
+    names = [f"class {i}" for i in range(5)]
+    source = VideoSwin(num_classes=5, class_names=names, **tiny).eval()
+    nn.init.normal_(source.head[1].bias)
+    ckpt = {"state_dict": source.state_dict(), "hyper_parameters": dict(source.hparams)}
+    torch.save(ckpt, tmp_path / "ma52.ckpt")
+    caplog.set_level("INFO")
+    kw = {"pretrained": str(tmp_path / "ma52.ckpt"), "pretrained_format": "mgr", **tiny}
+    same = VideoSwin(num_classes=5, class_names=names, **kw).eval()  # default: auto
+    x = {"video": _clip(b=1)}
+    with torch.no_grad():
+        torch.testing.assert_close(same(x), source(x), atol=1e-5, rtol=0)
+    assert "classifier kept: the checkpoint has this model's 5 classes" in caplog.text
+    caplog.clear()
+    other = VideoSwin(num_classes=3, **kw).eval()  # other classes: reset, and said so
+    assert "classifier reset: the checkpoint's classifier has 5 classes, this model 3" in (
+        caplog.text
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(
+            other.forward_features(x), source.forward_features(x), atol=1e-5, rtol=0
+        )
+    forced = VideoSwin(num_classes=5, class_names=names, pretrained_reset_head=True, **kw)
+    assert not torch.equal(forced.head[1].bias, source.head[1].bias)
+
+
 def _torchvision_to_mmaction(key: str) -> str:
     """The inverse of the documented mm -> tv map, written out plainly."""
     if key.startswith("patch_embed."):
