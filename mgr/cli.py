@@ -10,6 +10,8 @@ names are linked from the data to the model. Extra subcommands that are not
 Lightning runs:
 
 * ``mgr synth --layout imigue --out DIR --seed 0 [--video]``: write a SynthMG release.
+* ``mgr check --config CONFIG [overrides]``: read every clip of every split as training
+  would and list every bad file (``mgr.check``); ``mgr fit --check_data true`` runs it first.
 * ``mgr prepare --dataset imigue --root RAW --out CACHE``: parse a raw release once
   into a fast cache (``cache_dir`` of the DataModules), or, with
   ``--format posec3d``, into PoseC3D/pyskl pickles.
@@ -79,6 +81,48 @@ class MgrCLI(LightningCLI):
         )
         # `mgr predict ... --prediction_writer.out_dir DIR` writes a prediction set.
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
+        parser.add_argument(
+            "--check_data",
+            type=bool,
+            default=False,
+            help="before the run, read every clip of the splits it uses as `mgr check` does "
+            "and stop with the table of bad files if any",
+        )
+
+    def before_fit(self) -> None:
+        """``--check_data``: check the training and validation splits first."""
+        self._check_data_first(("train", "val"))
+
+    def before_validate(self) -> None:
+        """``--check_data``: check the validation split first."""
+        self._check_data_first(("val",))
+
+    def before_test(self) -> None:
+        """``--check_data``: check the test split first."""
+        self._check_data_first(("test",))
+
+    def before_predict(self) -> None:
+        """``--check_data``: check the predicted split first."""
+        self._check_data_first((getattr(self.datamodule, "predict_split", "test"),))
+
+    def _check_data_first(self, splits: Sequence[str]) -> None:
+        config = self.config.get(self.subcommand) or self.config
+        if not config.get("check_data"):
+            return
+        if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0":
+            return  # DDP children re-run the command line; the launching process checked
+        from mgr.check import check_data
+
+        workers = max(1, getattr(self.datamodule, "num_workers", 0) or (os.cpu_count() or 1))
+        progress = getattr(self.trainer, "progress_bar_callback", None) is not None
+        report = check_data(self.datamodule, splits, workers=min(8, workers), progress=progress)
+        print(report.format())
+        if not report.ok:
+            raise UserError(
+                f"--check_data: {len(report.bad)} bad file(s) or clip(s) in "
+                f"{', '.join(splits)} (table above); fix them, or set "
+                "data.init_args.on_bad_sample: skip to train without them"
+            )
 
     def _parse_ckpt_path(self) -> None:
         """Check ``--ckpt_path`` before Lightning reads it.
@@ -223,6 +267,12 @@ def _detect(argv: Sequence[str]) -> int:
     return detect_main(argv)
 
 
+def _check(argv: Sequence[str]) -> int:
+    from mgr.check import check_main
+
+    return check_main(argv)
+
+
 def _extract_features(argv: Sequence[str]) -> int:
     from mgr.features import extract_features_main
 
@@ -230,6 +280,7 @@ def _extract_features(argv: Sequence[str]) -> int:
 
 
 _EXTRA = {
+    "check": _check,
     "synth": _synth,
     "detect": _detect,
     "extract-features": _extract_features,
@@ -271,6 +322,7 @@ def _run(argv: list[str], from_sys: bool) -> int:
             "usage: mgr {fit,validate,test,predict} --config CONFIG.yaml [options]\n"
             "       mgr synth --layout {imigue,smg,ma52} --out DIR [--seed N] [--video]\n"
             "       mgr prepare --dataset {imigue,smg,ma52} --root RAW --out CACHE\n"
+            "       mgr check --config CONFIG.yaml [overrides]   (read every clip first)\n"
             "       mgr detect --ckpt DET.ckpt --input SampleXXXX --out preds.csv "
             "[--recognizer REC.ckpt]\n"
             "       mgr extract-features --ckpt REC.ckpt --data CONFIG.yaml --window 16 "
