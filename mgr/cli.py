@@ -134,7 +134,7 @@ class MgrCLI(LightningCLI):
         one line naming the file. ``--weights_only false`` (Lightning's switch)
         trusts the file: it is then unpickled fully.
         """
-        from mgr.models.checkpoints import check_lightning_checkpoint, trusting
+        from mgr.models.checkpoints import check_lightning_checkpoint
 
         sub = self.config.get("subcommand")
         path = self.config[sub].get("ckpt_path") if sub else None
@@ -144,11 +144,19 @@ class MgrCLI(LightningCLI):
         if not Path(path).exists():
             raise UserError(f"--ckpt_path {path} does not exist")
         trust = self.config[sub].get("weights_only") is False
-        check_lightning_checkpoint(path, trust=trust)
+        ckpt = check_lightning_checkpoint(path, trust=trust)
         if not trust:
             return super()._parse_ckpt_path()
-        with trusting(path):
-            return super()._parse_ckpt_path()
+        # Lightning's own parsing reads the file weights-only; a trusted file is read
+        # fully above. The model's saved settings join the config as Lightning does.
+        hparams = dict(ckpt.get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return None
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        self.config = self.parser.parse_object({sub: {"model": hparams}}, self.config)
+        return None
 
 
 def _synth(argv: Sequence[str]) -> int:

@@ -28,13 +28,11 @@ arbitrary objects) is refused unless the user trusts the file
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import logging
 import pickle
 import re
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -52,7 +50,6 @@ __all__ = [
     "checkpoint_state_dict",
     "load_mmaction_checkpoint",
     "read_checkpoint",
-    "trusting",
 ]
 
 log = logging.getLogger(__name__)
@@ -492,21 +489,6 @@ def check_lightning_checkpoint(
             f"if you trust the file, {switch}"
         )
     return ckpt
-
-
-@contextlib.contextmanager
-def trusting(path: str | Path) -> Iterator[None]:
-    """Let weights-only loads of a trusted ``path`` import the globals it pickles."""
-    names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-    found = []
-    for name in names:
-        module, _, attr = name.rpartition(".")
-        try:
-            found.append((getattr(importlib.import_module(module), attr), name))
-        except (ImportError, AttributeError) as err:
-            raise UserError(f"{path} pickles {name}, which does not import here") from err
-    with torch.serialization.safe_globals(found):
-        yield
 
 
 def checkpoint_state_dict(ckpt: Any, path: str | Path) -> dict[str, Tensor]:

@@ -1,3 +1,4 @@
+import pickle
 import sys
 import types
 import zipfile
@@ -427,3 +428,19 @@ def test_real_mmengine_message_hub_loads_weights_only(mmaction, tmp_path, source
         torch.testing.assert_close(target(x), source(x), atol=1e-6, rtol=0)
     with pytest.raises(UserError, match="not a Lightning checkpoint"):
         check_lightning_checkpoint(path)
+
+
+def test_lightning_checkpoint_with_extra_pickles_needs_trust(tmp_path, source):
+    path = tmp_path / "run.ckpt"
+    ckpt = {"state_dict": source.state_dict(), "pytorch-lightning_version": "2.6.6"}
+    torch.save({**ckpt, "loops": {"eta": np.float64(1.5)}}, path)
+    with pytest.raises(
+        UserError, match=r"pickles numpy.*if you trust the file, pass --weights_only false"
+    ):
+        check_lightning_checkpoint(path)
+    assert set(check_lightning_checkpoint(path, trust=True)) == {*ckpt, "loops"}
+    with pytest.raises(pickle.UnpicklingError):  # what Lightning's own load would do
+        torch.load(path, weights_only=True)
+    plain = tmp_path / "plain.ckpt"
+    torch.save(ckpt, plain)
+    assert set(check_lightning_checkpoint(plain)) == set(ckpt)
