@@ -210,7 +210,7 @@ def check_data(
 def _check_clips(
     datamodule: Any, splits: Sequence[str], report: CheckReport, workers: int, progress: bool
 ) -> CheckReport:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # not tqdm.auto: its asyncio flavour starts a second iterator
 
     dm = copy.deepcopy(datamodule)
     dm.on_bad_sample = "skip"
