@@ -10,6 +10,8 @@ names are linked from the data to the model. Extra subcommands that are not
 Lightning runs:
 
 * ``mgr synth --layout imigue --out DIR --seed 0 [--video]``: write a SynthMG release.
+* ``mgr check --config CONFIG [overrides]``: read every clip of every split as training
+  would and list every bad file (``mgr.check``); ``mgr fit --check_data true`` runs it first.
 * ``mgr prepare --dataset imigue --root RAW --out CACHE``: parse a raw release once
   into a fast cache (``cache_dir`` of the DataModules), or, with
   ``--format posec3d``, into PoseC3D/pyskl pickles.
@@ -32,6 +34,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule
@@ -85,6 +88,13 @@ class MgrCLI(LightningCLI):
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
         # Every training step reseeded from (seed, epoch, batch): resumed runs reproduce.
         parser.add_lightning_class_args(StepSeeding, "step_seeding")
+        parser.add_argument(
+            "--check_data",
+            type=bool,
+            default=False,
+            help="before the run, read every clip of the splits it uses as `mgr check` does "
+            "and stop with the table of bad files if any",
+        )
 
     def before_instantiate_classes(self) -> None:
         """Refuse devices or a strategy this machine cannot run, before any process starts."""
@@ -93,7 +103,8 @@ class MgrCLI(LightningCLI):
             check_trainer_setup(config["trainer"])
 
     def before_fit(self) -> None:
-        """Say how large the global batch is (a config's lr is for the one it names)."""
+        """Say how large the global batch is; ``--check_data``: check train and val first."""
+        self._check_data_first(("train", "val"))
         batch = getattr(self.datamodule, "batch_size", None)
         if isinstance(batch, int):
             t = self.trainer
@@ -102,6 +113,71 @@ class MgrCLI(LightningCLI):
                 f"global batch {total} = {t.num_nodes} node(s) x {t.num_devices} device(s) x "
                 f"batch_size {batch} x accumulate_grad_batches {t.accumulate_grad_batches}"
             )
+
+    def before_validate(self) -> None:
+        """``--check_data``: check the validation split first."""
+        self._check_data_first(("val",))
+
+    def before_test(self) -> None:
+        """``--check_data``: check the test split first."""
+        self._check_data_first(("test",))
+
+    def before_predict(self) -> None:
+        """``--check_data``: check the predicted split first."""
+        self._check_data_first((getattr(self.datamodule, "predict_split", "test"),))
+
+    def _check_data_first(self, splits: Sequence[str]) -> None:
+        config = self.config.get(self.subcommand) or self.config
+        if not config.get("check_data"):
+            return
+        if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0":
+            return  # DDP children re-run the command line; the launching process checked
+        from mgr.check import check_data
+
+        workers = max(1, getattr(self.datamodule, "num_workers", 0) or (os.cpu_count() or 1))
+        progress = getattr(self.trainer, "progress_bar_callback", None) is not None
+        report = check_data(self.datamodule, splits, workers=min(8, workers), progress=progress)
+        print(report.format())
+        if not report.ok:
+            raise UserError(
+                f"--check_data: {len(report.bad)} bad file(s) or clip(s) in "
+                f"{', '.join(splits)} (table above); fix them, or set "
+                "data.init_args.on_bad_sample: skip to train without them"
+            )
+
+    def _parse_ckpt_path(self) -> None:
+        """Check ``--ckpt_path`` before Lightning reads it.
+
+        Lightning unpickles it with PyTorch's weights-only unpickler, whose
+        failure on a file that is not a checkpoint is a multi-paragraph message
+        advising ``weights_only=False``: exactly wrong for an untrusted file.
+        :func:`~mgr.models.checkpoints.check_lightning_checkpoint` fails first, in
+        one line naming the file. ``--weights_only false`` (Lightning's switch)
+        trusts the file: it is then unpickled fully.
+        """
+        from mgr.models.checkpoints import check_lightning_checkpoint
+
+        sub = self.config.get("subcommand")
+        path = self.config[sub].get("ckpt_path") if sub else None
+        named = path in ("last", "best", "hpc", "registry") or str(path).startswith("registry:")
+        if not path or named or "://" in str(path):  # resolved (or fetched) by Lightning
+            return super()._parse_ckpt_path()
+        if not Path(path).exists():
+            raise UserError(f"--ckpt_path {path} does not exist")
+        trust = self.config[sub].get("weights_only") is False
+        ckpt = check_lightning_checkpoint(path, trust=trust)
+        if not trust:
+            return super()._parse_ckpt_path()
+        # Lightning's own parsing reads the file weights-only; a trusted file is read
+        # fully above. The model's saved settings join the config as Lightning does.
+        hparams = dict(ckpt.get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return None
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        self.config = self.parser.parse_object({sub: {"model": hparams}}, self.config)
+        return None
 
 
 def _synth(argv: Sequence[str]) -> int:
@@ -220,6 +296,12 @@ def _detect(argv: Sequence[str]) -> int:
     return detect_main(argv)
 
 
+def _check(argv: Sequence[str]) -> int:
+    from mgr.check import check_main
+
+    return check_main(argv)
+
+
 def _extract_features(argv: Sequence[str]) -> int:
     from mgr.features import extract_features_main
 
@@ -227,6 +309,7 @@ def _extract_features(argv: Sequence[str]) -> int:
 
 
 _EXTRA = {
+    "check": _check,
     "synth": _synth,
     "detect": _detect,
     "extract-features": _extract_features,
@@ -268,6 +351,7 @@ def _run(argv: list[str], from_sys: bool) -> int:
             "usage: mgr {fit,validate,test,predict} --config CONFIG.yaml [options]\n"
             "       mgr synth --layout {imigue,smg,ma52} --out DIR [--seed N] [--video]\n"
             "       mgr prepare --dataset {imigue,smg,ma52} --root RAW --out CACHE\n"
+            "       mgr check --config CONFIG.yaml [overrides]   (read every clip first)\n"
             "       mgr detect --ckpt DET.ckpt --input SampleXXXX --out preds.csv "
             "[--recognizer REC.ckpt]\n"
             "       mgr extract-features --ckpt REC.ckpt --data CONFIG.yaml --window 16 "

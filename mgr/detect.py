@@ -70,7 +70,7 @@ def plot_timeline(
 
 
 def _feature_batch(
-    model: OnlineDetector, recognizer: str, folder: Path, batch_size: int
+    model: OnlineDetector, recognizer: str, folder: Path, batch_size: int, trust: bool = False
 ) -> tuple[dict[str, Any], SequenceRecord, str]:
     """Extract the input folder's window features with the recognizer the detector was trained on.
 
@@ -93,7 +93,7 @@ def _feature_batch(
             "(train it with a datamodule whose features_dir is set)"
         )
     rec_path = Path(recognizer)
-    rec = load_recognizer(rec_path)
+    rec = load_recognizer(rec_path, trust=trust)
     name = f"{type(rec).__module__}.{type(rec).__qualname__}"
     if name != meta["recognizer_class"] or rec.feature_dim != model.hparams.in_channels:
         raise ValueError(
@@ -154,14 +154,26 @@ def detect_main(argv: Sequence[str]) -> int:
         "transforms recorded in the detector's checkpoint",
     )
     p.add_argument("--batch-size", type=int, default=64, help="windows per recognizer pass")
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="unpickle the checkpoints fully (runs code they hold: only for files you trust)",
+    )
     a = p.parse_args(argv)
-    model = OnlineDetector.load_from_checkpoint(a.ckpt, map_location="cpu").eval()
+    from mgr.models.checkpoints import check_lightning_checkpoint
+
+    check_lightning_checkpoint(a.ckpt, trust=a.trust_checkpoint, switch="pass --trust-checkpoint")
+    model = OnlineDetector.load_from_checkpoint(
+        a.ckpt, map_location="cpu", weights_only=not a.trust_checkpoint
+    ).eval()
     folder = Path(a.input)
     dataset = "smg"
     if model.hparams.input_key == "features":
         if a.recognizer is None:
             p.error("this detector was trained on recognizer features: pass --recognizer REC.ckpt")
-        batch, seq, dataset = _feature_batch(model, a.recognizer, folder, a.batch_size)
+        batch, seq, dataset = _feature_batch(
+            model, a.recognizer, folder, a.batch_size, a.trust_checkpoint
+        )
     else:
         if a.recognizer is not None:
             p.error("--recognizer: this detector reads raw skeletons, not recognizer features")

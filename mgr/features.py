@@ -353,7 +353,10 @@ def _import(path: str) -> Any:
 
 
 def load_recognizer(
-    path: str | Path, recognizer_class: str | type | None = None, map_location: str = "cpu"
+    path: str | Path,
+    recognizer_class: str | type | None = None,
+    map_location: str = "cpu",
+    trust: bool = False,
 ) -> Recognizer:
     """Load a trained Recognizer from a Lightning checkpoint, in eval mode.
 
@@ -366,26 +369,21 @@ def load_recognizer(
         recognizer_class: class or dotted path, for checkpoints that do not
             record theirs.
         map_location: device of the loaded weights.
+        trust: the file is trusted: unpickle it fully (``weights_only=False``;
+            :func:`~mgr.models.checkpoints.check_lightning_checkpoint`).
 
     Raises:
-        FileNotFoundError: if ``path`` is not a file.
-        ValueError: naming the file, if it is not a Lightning checkpoint or its
-            class cannot be told.
+        UserError: naming the file, if it is missing or not a Lightning checkpoint.
+        ValueError: naming the file, if its class cannot be told.
         TypeError: naming the file and class, for a checkpoint of a model that is
             not a Recognizer (e.g. an OnlineDetector).
     """
     import mgr.models  # noqa: F401  (registers the classes _class_path may name)
     from mgr.models.base import Recognizer
+    from mgr.models.checkpoints import check_lightning_checkpoint
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"recognizer checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)  # trusted file
-    except Exception as err:
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise ValueError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
+    ckpt = check_lightning_checkpoint(path, trust=trust, switch="pass --trust-checkpoint")
     hparams = ckpt.get("hyper_parameters") or {}
     cls: Any = hparams.get("_class_path") or ckpt.get("mgr_class") or recognizer_class
     if cls is None:
@@ -404,7 +402,7 @@ def load_recognizer(
             "trained recognizer such as mgr.models.STCNN"
         )
     try:
-        model = cls.load_from_checkpoint(path, map_location=map_location)
+        model = cls.load_from_checkpoint(path, map_location=map_location, weights_only=not trust)
     except Exception as err:
         raise ValueError(f"{path}: could not load as {cls.__qualname__}: {err}") from err
     return model.eval()
@@ -567,6 +565,7 @@ def extract_features(
     device: str = "cpu",
     recognizer_class: str | type | None = None,
     progress: bool = True,
+    trust: bool = False,
 ) -> dict[str, str]:
     """Write ``out/<video>.npz`` for every sequence of ``source`` (cached, resumable).
 
@@ -582,6 +581,7 @@ def extract_features(
         device: torch device of the recognizer.
         recognizer_class: for checkpoints that do not record their class.
         progress: show a tqdm progress bar.
+        trust: the checkpoint is trusted (see :func:`load_recognizer`).
 
     Returns:
         Video id -> ``"computed"`` or ``"cached"``.
@@ -594,7 +594,7 @@ def extract_features(
     from tqdm.auto import tqdm
 
     ckpt = Path(ckpt).resolve()
-    model = load_recognizer(ckpt, recognizer_class).to(device)
+    model = load_recognizer(ckpt, recognizer_class, trust=trust).to(device)
     missing_keys = [k for k in model.input_keys if k not in transform.keys]
     if missing_keys:
         raise TypeError(
@@ -703,6 +703,11 @@ def extract_features_main(argv: Sequence[str]) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--recognizer-class", default=None, help="e.g. mgr.models.STCNN")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="unpickle --ckpt fully (runs code it holds: only for files you trust)",
+    )
     a = p.parse_args(argv)
     ckpt = Path(a.ckpt)
     if a.data is not None and a.dataset is not None:
@@ -745,6 +750,7 @@ def extract_features_main(argv: Sequence[str]) -> int:
         device=a.device,
         recognizer_class=a.recognizer_class,
         progress=not a.no_progress,
+        trust=a.trust_checkpoint,
     )
     computed = sum(v == "computed" for v in status.values())
     print(

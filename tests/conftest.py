@@ -81,3 +81,11 @@ def synth_ma52(tmp_path_factory) -> Path:
         subjects=(2, 0, 1),
         **TINY_RGB,
     )
+
+
+@pytest.fixture
+def mmaction(monkeypatch):
+    """mmaction2 1.2.0 with its shims (tests/openmmlab.py); skips without the openmmlab extra."""
+    from tests.openmmlab import import_mmaction
+
+    return import_mmaction(monkeypatch)

@@ -150,3 +150,23 @@ def test_python_dash_m_mgr():
         [sys.executable, "-m", "mgr", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "mgr {fit,validate,test,predict}" in out and "mgr synth" in out
+
+
+@pytest.mark.parametrize("kind", ["random", "text", "zip"])
+def test_ckpt_path_that_is_not_a_checkpoint_is_one_line(kind, synth_imigue, tmp_path, capsys):
+    bad = tmp_path / "model.ckpt"
+    if kind == "random":
+        bad.write_bytes(bytes(range(7, 256)) * 20)
+    elif kind == "text":
+        bad.write_text("epoch: 3\n")
+    else:
+        import zipfile
+
+        with zipfile.ZipFile(bad, "w") as archive:
+            archive.writestr("a.txt", "hi")
+    conf = REPO / "tests" / "conf" / "stcnn_imigue.yaml"
+    argv = ["test", "--config", str(conf), "--data.init_args.root", str(synth_imigue)]
+    assert main([*argv, "--ckpt_path", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mgr: error: {bad} ") and err.count("\n") == 1
+    assert "weights_only=False" not in err and "WeightsUnpickler" not in err

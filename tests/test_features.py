@@ -13,6 +13,7 @@ import torch
 from mgr.cli import main
 from mgr.data.transforms.pose import normalize_skeleton, uniform_sample_indices
 from mgr.datamodules import SMGDataModule, SMGOnlineDataModule
+from mgr.errors import UserError
 from mgr.features import (
     frames_to_steps,
     load_recognizer,
@@ -148,11 +149,11 @@ def test_interrupted_re_extraction_is_never_read_as_current(
 
 
 def test_bad_checkpoints_are_named(synth_smg: Path, tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"missing\.ckpt"):
+    with pytest.raises(UserError, match=r"missing\.ckpt does not exist"):
         load_recognizer(tmp_path / "missing.ckpt")
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match=r"junk\.ckpt"):
+    with pytest.raises(UserError, match=r"junk\.ckpt is a text file"):
         load_recognizer(junk)
     dm = SMGOnlineDataModule(synth_smg, window=32, **SUBJECTS)
     detector = _fit_and_save(

@@ -39,6 +39,7 @@ __all__ = [
     "SkeletonClipDataset",
     "SkeletonTransformConfig",
     "VideoOptions",
+    "describe_failure",
     "flip_heatmaps",
     "render_heatmaps",
 ]
@@ -115,12 +116,9 @@ class SkeletonClipDataset(Dataset):
         for attempt in range(len(self.records)):
             rec = self.records[(index + attempt) % len(self.records)]
             try:
-                item = self._load_inputs(rec)
+                return self.load_item(rec)
             except Exception as err:  # name the sample: one bad clip must say which it is
-                where = f"frames {rec.start}-{rec.end} of {rec.source}"
-                if rec.video is not None:
-                    where += f", video {rec.video}"
-                message = f"failed to load sample {rec.sample_id!r} ({where}): {err}"
+                message = describe_failure(rec, err)
                 if self.on_bad_sample != "skip":
                     raise RuntimeError(message) from err
                 if rec.sample_id not in self.failed:
@@ -128,16 +126,25 @@ class SkeletonClipDataset(Dataset):
                     warnings.warn(
                         f"skipping bad sample (on_bad_sample='skip'): {message}", stacklevel=2
                     )
-                continue
-            flipped = bool(item.pop("_flipped", False))
-            item = {**item, "label": rec.label, "sample_id": rec.sample_id}
-            if self.texts is not None:
-                item["fg_text"] = self.texts.sentence(rec.sample_id, rec.label, flipped)
-                item["class_text"] = self.texts.class_sentence(rec.label)
-            if rec.coarse_label is not None:  # MA-52: body-part label next to the action label
-                item["coarse_label"] = rec.coarse_label
-            return item
         raise RuntimeError(f"none of the {len(self.records)} samples could be loaded")
+
+    def load_item(self, rec: ClipRecord) -> dict:
+        """The sample dict of one record, exactly as :meth:`__getitem__` serves it.
+
+        Raises:
+            Exception: whatever loading the record's files raises (``__getitem__``
+                names the sample and applies :attr:`on_bad_sample`; ``mgr check``
+                collects them).
+        """
+        item = self._load_inputs(rec)
+        flipped = bool(item.pop("_flipped", False))
+        item = {**item, "label": rec.label, "sample_id": rec.sample_id}
+        if self.texts is not None:
+            item["fg_text"] = self.texts.sentence(rec.sample_id, rec.label, flipped)
+            item["class_text"] = self.texts.class_sentence(rec.label)
+        if rec.coarse_label is not None:  # MA-52: body-part label next to the action label
+            item["coarse_label"] = rec.coarse_label
+        return item
 
     def _load_inputs(self, rec: ClipRecord) -> dict:
         """The model inputs of one record (subclasses supply other modalities)."""
@@ -172,6 +179,14 @@ class SkeletonClipDataset(Dataset):
         if len(views) == 1:
             return _to_tensor(views[0]), False
         return torch.stack([_to_tensor(v) for v in views]), False
+
+
+def describe_failure(rec: ClipRecord, err: BaseException) -> str:
+    """``failed to load sample 'ID' (frames a-b of SOURCE, video V): REASON``."""
+    where = f"frames {rec.start}-{rec.end} of {rec.source}"
+    if rec.video is not None:
+        where += f", video {rec.video}"
+    return f"failed to load sample {rec.sample_id!r} ({where}): {err}"
 
 
 def _to_tensor(clip: np.ndarray) -> torch.Tensor:
@@ -649,6 +664,15 @@ class ClipDataset(SkeletonClipDataset):
                 f"{rec.video}: clip {rec.sample_id} has frames {rec.video_start}..{end}"
             )
         return rec.video_start, end - rec.video_start + 1
+
+    def decode_span(self, rec: ClipRecord) -> None:
+        """Decode every frame of the clip's span in its video (``mgr check``).
+
+        Only the first and last frames are kept, but every frame between them is
+        decoded, so a corrupt or truncated frame anywhere in the span raises.
+        """
+        start, frames = self._video_range(rec)
+        read_media_frames(rec.video, [start, start + frames - 1])
 
     def _decode(self, rec: ClipRecord, idx: np.ndarray, length: int) -> torch.Tensor:
         """Frames ``(N*T', C, H, W)`` at the views' positions, in the file's dtype."""

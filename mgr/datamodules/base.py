@@ -205,6 +205,8 @@ class MicroGestureDataModule(LightningDataModule):
         self.sampler = sampler
         self.repeat_alpha = repeat_alpha
         self.skipped: dict[str, int] = {}
+        #: the warnings of the skipped clips, per split (``mgr check`` lists them).
+        self.skip_messages: dict[str, list[str]] = {}
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.layout = self._resolve_layout(self.keypoints)
         self.records: dict[str, list[ClipRecord]] = {}
@@ -459,6 +461,7 @@ class MicroGestureDataModule(LightningDataModule):
             if "skipping" in str(w.message):
                 skipped += 1
                 log.warning("%s", w.message)
+                self.skip_messages.setdefault(split, []).append(str(w.message))
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         self.skipped[split] = self.skipped.get(split, 0) + skipped
@@ -554,29 +557,7 @@ class MicroGestureDataModule(LightningDataModule):
         for split in needed.get(stage, _SPLITS):
             if split in self.datasets:
                 continue
-            train = split == "train"
-            records, config = self._get_records(split), self.transform_config(train=train)
-            if self.heatmap is not None and self.modalities == ("skeleton",):
-                self.datasets[split] = HeatmapClipDataset(
-                    records, config, self.heatmap, self.layout.limbs, train=train
-                )
-            elif self.modalities == ("skeleton",):
-                self.datasets[split] = SkeletonClipDataset(records, config, train=train)
-            else:
-                self.datasets[split] = ClipDataset(
-                    records,
-                    config,
-                    train=train,
-                    modalities=self.modalities,
-                    video=self.video,
-                    pixel_channels=self.pixel_channels,
-                    image_size=self.image_size,
-                    heatmap=self.heatmap,
-                    limbs=self.layout.limbs if self.layout is not None else (),
-                )
-            self.datasets[split].on_bad_sample = self.on_bad_sample
-            if self.fg_text:
-                self._attach_fgtext(split)
+            self.datasets[split] = self.build_dataset(split)
             if self.skipped.get(split):
                 log.warning(
                     "%s %s: skipped %d bad clip(s) (on_bad_sample='skip'); see the warnings above",
@@ -585,9 +566,36 @@ class MicroGestureDataModule(LightningDataModule):
                     self.skipped[split],
                 )
 
-    def _attach_fgtext(self, split: str) -> None:
+    def build_dataset(self, split: Split) -> SkeletonClipDataset:
+        """The Dataset of one split, as :meth:`setup` builds it (reads the split if needed)."""
+        train = split == "train"
+        records, config = self._get_records(split), self.transform_config(train=train)
+        if self.heatmap is not None and self.modalities == ("skeleton",):
+            dataset: SkeletonClipDataset = HeatmapClipDataset(
+                records, config, self.heatmap, self.layout.limbs, train=train
+            )
+        elif self.modalities == ("skeleton",):
+            dataset = SkeletonClipDataset(records, config, train=train)
+        else:
+            dataset = ClipDataset(
+                records,
+                config,
+                train=train,
+                modalities=self.modalities,
+                video=self.video,
+                pixel_channels=self.pixel_channels,
+                image_size=self.image_size,
+                heatmap=self.heatmap,
+                limbs=self.layout.limbs if self.layout is not None else (),
+            )
+        dataset.on_bad_sample = self.on_bad_sample
+        if self.fg_text:
+            self._attach_fgtext(split, dataset)
+        return dataset
+
+    def _attach_fgtext(self, split: str, dataset: SkeletonClipDataset) -> None:
         table = self.fgtext
-        ids = [r.sample_id for r in self.datasets[split].records]
+        ids = [r.sample_id for r in dataset.records]
         if table.annotations:
             found = table.coverage(ids)
             if found == 0:
@@ -602,7 +610,7 @@ class MicroGestureDataModule(LightningDataModule):
                     len(ids),
                     split,
                 )
-        self.datasets[split].texts = table
+        dataset.texts = table
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
         """Render heatmaps on the device when ``heatmap.on_device`` is set."""

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from mgr.data.readers.common import ClipRecord, DataFormatError
+from mgr.data.readers.common import ClipRecord, DataFormatError, load_each
 from mgr.data.readers.imigue import (
     IMIGUE_SPLIT_DIRS,
     MIGA_TEST_VIDEOS,
@@ -161,13 +161,12 @@ class IMiGUEDataModule(MicroGestureDataModule):
                 stacklevel=2,
             )
         subjects = read_subject_map(self.subject_map) if self.subject_map else {}
-        records: list[ClipRecord] = []
-        for vid in wanted:
-            if vid in found:
-                records += [
-                    replace(r, subject=subjects.get(vid)) for r in self._load_video(found[vid])
-                ]
-        return records
+        return load_each(
+            [found[vid] for vid in wanted if vid in found],
+            lambda path: [
+                replace(r, subject=subjects.get(path.name)) for r in self._load_video(path)
+            ],
+        )
 
 
 def read_subject_map(path: str | Path) -> dict[str, int]:

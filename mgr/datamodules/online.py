@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mgr.callbacks import seeded_train_sampler
 from mgr.classes import get_classes
-from mgr.data.readers.common import SequenceRecord
+from mgr.data.readers.common import SequenceRecord, load_each
 from mgr.data.readers.imigue import (
     IMIGUE_SPLIT_DIRS,
     MIGA_TEST_VIDEOS,
@@ -556,10 +556,12 @@ class SMGOnlineDataModule(OnlineDataModule):
                 f"SMG subjects {missing} of split {split!r} have no Sample folder under "
                 f"{self.root}; found subjects {list(samples)}"
             )
-        return [
-            load_smg_sequence(samples[s], coords=self.coords, end_inclusive=self.end_inclusive)
-            for s in self.subjects[split]
-        ]
+        return load_each(
+            [samples[s] for s in self.subjects[split]],
+            lambda folder: [
+                load_smg_sequence(folder, coords=self.coords, end_inclusive=self.end_inclusive)
+            ],
+        )
 
 
 _MIGA_VIDEOS = {"train": MIGA_TRAIN_VIDEOS, "val": MIGA_VAL_VIDEOS, "test": MIGA_TEST_VIDEOS}
@@ -703,7 +705,7 @@ class IMiGUEOnlineDataModule(OnlineDataModule):
 
     def read_sequences(self, split: str) -> list[SequenceRecord]:
         """The split's videos, raw (parent layout, every instance)."""
-        return [
-            load_imigue_sequence(path, source=self.source)
-            for path in self._split_videos(split).values()
-        ]
+        return load_each(
+            self._split_videos(split).values(),
+            lambda path: [load_imigue_sequence(path, source=self.source)],
+        )

@@ -46,6 +46,7 @@ from torchmetrics.classification import (
 from mgr.batch import MODALITY_NDIM
 from mgr.metrics import SampleMean
 
+from .checkpoints import LoadReport, checkpoint_state_dict, read_checkpoint
 from .losses import (
     OrthogonalSemanticLoss,
     SoftmaxFocalLoss,
@@ -105,13 +106,23 @@ class Recognizer(LightningModule):
             not when this checkpoint is reloaded for testing); the class
             histogram buffer is not taken over. In a notebook call
             :meth:`init_weights_from` directly.
-        init_reset_head: keep this recognizer's freshly initialised classifier
-            (needed when the checkpoint has other classes).
+        init_reset_head: what to do with the classifier of ``init_from`` (the
+            rule of every ``pretrained_reset_head`` too): ``None`` (auto) keeps
+            the checkpoint's classifier when its classes are this model's (same
+            count and, where both store them, same names) and otherwise keeps
+            this recognizer's freshly initialised one; the log says which and
+            why. ``True`` always resets it, ``False`` always keeps it (other
+            classes are then an error).
         warmup_ratio: instead of ``scheduler``, a per-step schedule: linear
             warm-up over this share of the training steps, then cosine decay to
             zero (FG-SGL: 0.03). Transformers trained from scratch need it: without
             warm-up the SynthMG Video Swin collapsed to the majority class.
             ``None``: off.
+        trust_checkpoint: the ``pretrained`` / ``init_from`` files are trusted:
+            unpickle them fully, running code they hold (PyTorch's
+            ``weights_only=False``). Off, they are read with the weights-only
+            unpickler (:func:`~mgr.models.checkpoints.read_checkpoint`), which
+            is enough for Lightning, mmaction2, pyskl and torchvision checkpoints.
 
     The validation loss ``val/loss`` is always plain, unweighted
     cross-entropy without smoothing, so it is comparable across loss settings.
@@ -137,8 +148,9 @@ class Recognizer(LightningModule):
         semantic_seed: int = 0,
         class_counts: list[int] | None = None,
         init_from: str | None = None,
-        init_reset_head: bool = False,
+        init_reset_head: bool | None = None,
         warmup_ratio: float | None = None,
+        trust_checkpoint: bool = False,
     ) -> None:
         super().__init__()
         if warmup_ratio is not None and not 0.0 <= warmup_ratio < 1.0:
@@ -186,32 +198,38 @@ class Recognizer(LightningModule):
     #: state-dict prefixes of the classifier (skipped by ``init_reset_head``).
     head_prefixes: ClassVar[tuple[str, ...]] = ("head.",)
 
-    def init_weights_from(self, path: str | Path, *, reset_head: bool = False) -> list[str]:
+    def init_weights_from(self, path: str | Path, *, reset_head: bool | None = None) -> list[str]:
         """Load the weights of another run of this recognizer (transfer learning).
 
         Args:
             path: a Lightning checkpoint (weights under ``"state_dict"``) or a
                 plain state dict saved with ``torch.save``.
-            reset_head: skip the classifier (:attr:`head_prefixes`) and keep this
-                module's initialisation.
+            reset_head: ``True``: skip the classifier (:attr:`head_prefixes`) and
+                keep this module's initialisation; ``False``: load it; ``None``
+                (auto): load it when the checkpoint's classes are this model's
+                (count and, where stored, names), else skip it. The decision is logged.
 
         Returns:
             The loaded keys.
 
         Raises:
+            UserError: naming the file, if it is not a checkpoint.
             ValueError: naming the file, if the classifier's class count differs
-                (without ``reset_head``), another tensor's shape differs, or
+                (with ``reset_head=False``), another tensor's shape differs, or
                 keys are missing or unexpected.
         """
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)  # trusted files only
-        state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
-        if not isinstance(state, dict):
-            raise ValueError(f"{path}: not a checkpoint or state dict")
+        ckpt = read_checkpoint(path, trust=bool(self.hparams.get("trust_checkpoint")))
+        state = checkpoint_state_dict(ckpt, path)
+        own = self.state_dict()
+        decision = "reset (init_reset_head=True)" if reset_head else "kept (init_reset_head=False)"
+        if reset_head is None:
+            reason = self._names_differ(ckpt) or self._head_shapes_differ(state, own)
+            reset_head = reason is not None
+            decision = f"reset: {reason}" if reset_head else self._kept(ckpt)
         # Dataset-specific buffers stay ours: the histogram belongs to the new data.
         skip = ("class_counts", "log_prior", "semantic_loss.")
         if reset_head:
             skip += self.head_prefixes
-        own = self.state_dict()
         loaded = {}
         for key, value in state.items():
             if key.startswith(skip):
@@ -238,7 +256,74 @@ class Recognizer(LightningModule):
         if missing:
             raise ValueError(f"{path}: missing keys for {type(self).__name__}: {missing[:10]}")
         self.load_state_dict(loaded, strict=False)
+        rank_zero_info(
+            f"{type(self).__name__}: {len(loaded)} tensors from {path}; classifier {decision}"
+        )
         return sorted(loaded)
+
+    def load_pretrained(
+        self,
+        path: str | Path,
+        loader: Any,
+        reset_head: bool | None,
+        **kwargs: Any,
+    ) -> LoadReport:
+        """Load start weights from another library's checkpoint, by the head rule.
+
+        The checkpoint's classifier is kept when its classes are this model's
+        (class count and, where both store them, class names) and reset
+        otherwise; ``reset_head`` forces either. What happened is logged.
+
+        Args:
+            path: the checkpoint file.
+            loader: a key-mapping loader such as
+                :func:`~mgr.models.checkpoints.load_mmaction_checkpoint`, called as
+                ``loader(self, state_dict, reset_head=..., **kwargs)``.
+            reset_head: ``None`` (auto), ``True`` (reset) or ``False`` (keep).
+            **kwargs: passed to ``loader``.
+
+        Returns:
+            The loader's report (:attr:`~mgr.models.checkpoints.LoadReport.head`
+            says what happened to the classifier).
+        """
+        ckpt = read_checkpoint(path, trust=bool(self.hparams.get("trust_checkpoint")))
+        state = checkpoint_state_dict(ckpt, path)
+        reason = self._names_differ(ckpt) if reset_head is None else None
+        report = loader(self, state, reset_head=True if reason else reset_head, **kwargs)
+        if reason:
+            report.head = f"reset: {reason}"
+        elif report.head.startswith("kept:"):
+            report.head = self._kept(ckpt)
+        rank_zero_info(f"{type(self).__name__} weights from {path}: {report}")
+        return report
+
+    def _names_differ(self, ckpt: Any) -> str | None:
+        """Why the checkpoint's stored class names rule out its classifier, or ``None``."""
+        theirs, ours = _stored_class_names(ckpt), self.hparams.get("class_names")
+        if not theirs or not ours or len(theirs) != len(ours) or list(theirs) == list(ours):
+            return None  # unknown, or the class counts decide
+        i = next(i for i, (a, b) in enumerate(zip(theirs, ours, strict=True)) if a != b)
+        return (
+            f"the checkpoint's {len(theirs)} classes have other names "
+            f"(id {i}: {theirs[i]!r}, this model {ours[i]!r})"
+        )
+
+    def _head_shapes_differ(self, state: dict[str, Tensor], own: dict[str, Tensor]) -> str | None:
+        """Why the checkpoint's classifier does not fit this model, or ``None``."""
+        heads = [k for k in state if k.startswith(self.head_prefixes) and k in own]
+        if not heads:
+            return "the checkpoint has no classifier"
+        for key in heads:
+            if state[key].ndim >= 1 and state[key].shape[0] != own[key].shape[0]:
+                return (
+                    f"the checkpoint's classifier has {state[key].shape[0]} classes, "
+                    f"this model {own[key].shape[0]}"
+                )
+        return None
+
+    def _kept(self, ckpt: Any) -> str:
+        names = "same names" if _stored_class_names(ckpt) else "names not stored"
+        return f"kept: the checkpoint has this model's {self.hparams.num_classes} classes ({names})"
 
     # ------------------------------------------------------------------ template
     def configure_models(self) -> None:
@@ -559,10 +644,9 @@ class Recognizer(LightningModule):
             self._setup_class_counts(dm)
             resuming = self._trainer is not None and self.trainer.ckpt_path is not None
             if self.hparams.get("init_from") and not resuming:
-                keys = self.init_weights_from(
-                    self.hparams.init_from, reset_head=self.hparams.init_reset_head
+                self.init_weights_from(
+                    self.hparams.init_from, reset_head=self.hparams.get("init_reset_head")
                 )
-                rank_zero_info(f"{len(keys)} tensors loaded from {self.hparams.init_from}")
 
     def _check_datamodule(self, dm: Any) -> None:
         supplies = getattr(dm, "supplies", None)
@@ -644,6 +728,29 @@ class Recognizer(LightningModule):
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             config["monitor"] = "val/loss"
         return {"optimizer": optimizer, "lr_scheduler": config}
+
+
+def _stored_class_names(ckpt: Any) -> list[str] | None:
+    """The class names a checkpoint records, or ``None``.
+
+    mgr / Lightning store them in ``hyper_parameters.class_names``, mmengine in
+    ``meta.dataset_meta.classes``, mmcv 1 (pyskl) in ``meta.CLASSES``.
+    """
+    if not isinstance(ckpt, dict):
+        return None
+    hparams, meta = ckpt.get("hyper_parameters"), ckpt.get("meta")
+    candidates = []
+    if isinstance(hparams, dict):
+        candidates.append(hparams.get("class_names"))
+    if isinstance(meta, dict):
+        dataset_meta = meta.get("dataset_meta")
+        if isinstance(dataset_meta, dict):
+            candidates.append(dataset_meta.get("classes"))
+        candidates.append(meta.get("CLASSES"))
+    for names in candidates:
+        if isinstance(names, list | tuple) and names and all(isinstance(n, str) for n in names):
+            return list(names)
+    return None
 
 
 def warmup_cosine(step: int, total: int, warmup: int) -> float:

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from .backbones.resnet3d_slowonly import ResNet3dSlowOnly
@@ -39,8 +38,10 @@ class PoseConv3D(Recognizer):
             mmaction2's ``conv1_stride_s``). 2 quarters the cost, for CPU runs.
         dropout: dropout before the classifier (PoseC3D's I3DHead: 0.5).
         pretrained: path of an mmaction2 / pyskl / mgr checkpoint to start from.
-        pretrained_reset_head: keep a freshly initialised head (e.g. to fine-tune a
-            checkpoint trained on other classes).
+        pretrained_reset_head: ``None`` (auto): keep the checkpoint's classifier
+            when its classes are this model's (count and, where stored, names),
+            else a freshly initialised one; ``True``/``False`` force either. The
+            log says which and why.
         **kwargs: :class:`~mgr.models.base.Recognizer` arguments.
     """
 
@@ -58,13 +59,12 @@ class PoseConv3D(Recognizer):
         conv1_stride_s: int = 1,
         dropout: float = 0.5,
         pretrained: str | None = None,
-        pretrained_reset_head: bool = False,
+        pretrained_reset_head: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(num_classes, dropout=dropout, **kwargs)
         if pretrained is not None:
-            report = load_mmaction_checkpoint(self, pretrained, reset_head=pretrained_reset_head)
-            rank_zero_info(f"PoseConv3D weights from {pretrained}: {report}")
+            self.load_pretrained(pretrained, load_mmaction_checkpoint, pretrained_reset_head)
 
     def configure_models(self) -> None:
         """Build the SlowOnly backbone, the pooling and the classifier head."""

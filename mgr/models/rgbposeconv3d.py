@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
@@ -86,9 +87,10 @@ class RGBPoseConv3D(Recognizer):
             ``w * P_rgb + (1 - w) * P_pose``.
         pretrained: path of an mmaction2 RGBPoseConv3D checkpoint (or of an
             mgr-named one) to start from.
-        pretrained_reset_head: keep freshly initialised heads (e.g. to fine-tune
-            a checkpoint trained on other classes, or mmaction2's merged
-            ``rgbpose_conv3d_init`` weights).
+        pretrained_reset_head: ``None`` (auto): keep the checkpoint's two
+            classifiers when their classes are this model's (count and, where
+            stored, names), else freshly initialised ones (e.g. mmaction2's merged
+            ``rgbpose_conv3d_init`` weights); ``True``/``False`` force either.
         **kwargs: :class:`~mgr.models.base.Recognizer` arguments (optimizer,
             scheduler, label_smoothing, loss, class_weights, test_average, ...).
     """
@@ -116,7 +118,7 @@ class RGBPoseConv3D(Recognizer):
         pose_loss_weight: float = 1.0,
         fusion_weight: float = 0.5,
         pretrained: str | None = None,
-        pretrained_reset_head: bool = False,
+        pretrained_reset_head: bool | None = None,
         **kwargs: Any,
     ) -> None:
         if not 0.0 <= fusion_weight <= 1.0:
@@ -128,14 +130,13 @@ class RGBPoseConv3D(Recognizer):
             )
         super().__init__(num_classes, dropout=dropout, **kwargs)
         if pretrained is not None:
-            report = load_mmaction_checkpoint(
-                self,
+            self.load_pretrained(
                 pretrained,
+                load_mmaction_checkpoint,
+                pretrained_reset_head,
                 prefix_map=RGBPOSE_PREFIX_MAP,
-                reset_head=pretrained_reset_head,
                 head_keys=RGBPOSE_HEAD_KEYS,
             )
-            rank_zero_info(f"RGBPoseConv3D weights from {pretrained}: {report}")
 
     # ------------------------------------------------------------------ template
     def configure_models(self) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from .backbones.video import r2plus1d_backbone, swin3d_backbone
@@ -74,8 +73,10 @@ class VideoSwin(Recognizer):
         pretrained_format: ``"torchvision"`` (e.g. ``swin3d_t-7615ae03.pth``),
             ``"mmaction2"`` (an mmaction2 / Video-Swin recognizer checkpoint) or
             ``"mgr"`` (a checkpoint of this class, e.g. trained on MA-52).
-        pretrained_reset_head: keep a freshly initialised head instead of the
-            checkpoint's classifier (needed when the class counts differ).
+        pretrained_reset_head: ``None`` (auto): keep the checkpoint's classifier
+            when its classes are this model's (count and, where stored, names),
+            else a freshly initialised one (e.g. Kinetics-400 weights); ``True`` /
+            ``False`` force either. The log says which and why.
         **kwargs: :class:`~mgr.models.base.Recognizer` arguments.
     """
 
@@ -95,7 +96,7 @@ class VideoSwin(Recognizer):
         window_size: list[int] | None = None,
         pretrained: str | None = None,
         pretrained_format: Literal["torchvision", "mmaction2", "mgr"] = "torchvision",
-        pretrained_reset_head: bool = True,
+        pretrained_reset_head: bool | None = None,
         **kwargs: Any,
     ) -> None:
         if pretrained_format not in _SWIN_LOADERS:
@@ -105,8 +106,7 @@ class VideoSwin(Recognizer):
         super().__init__(num_classes, dropout=dropout, **kwargs)
         if pretrained is not None:
             loader = _SWIN_LOADERS[pretrained_format]
-            report = loader(self, pretrained, reset_head=pretrained_reset_head)
-            rank_zero_info(f"VideoSwin weights from {pretrained} ({pretrained_format}): {report}")
+            self.load_pretrained(pretrained, loader, pretrained_reset_head)
 
     def configure_models(self) -> None:
         """Build the swin3d backbone and the classifier head."""
@@ -142,8 +142,10 @@ class R2Plus1D(Recognizer):
         pretrained: path of a checkpoint to start from (never downloaded).
         pretrained_format: ``"torchvision"`` (e.g. ``r2plus1d_18-91a641e6.pth``)
             or ``"mgr"`` (a checkpoint of this class).
-        pretrained_reset_head: keep a freshly initialised head instead of the
-            checkpoint's classifier (needed when the class counts differ).
+        pretrained_reset_head: ``None`` (auto): keep the checkpoint's classifier
+            when its classes are this model's (count and, where stored, names),
+            else a freshly initialised one (e.g. Kinetics-400 weights); ``True`` /
+            ``False`` force either. The log says which and why.
         **kwargs: :class:`~mgr.models.base.Recognizer` arguments.
     """
 
@@ -157,7 +159,7 @@ class R2Plus1D(Recognizer):
         dropout: float = 0.5,
         pretrained: str | None = None,
         pretrained_format: Literal["torchvision", "mgr"] = "torchvision",
-        pretrained_reset_head: bool = True,
+        pretrained_reset_head: bool | None = None,
         **kwargs: Any,
     ) -> None:
         if pretrained_format not in _R2PLUS1D_LOADERS:
@@ -168,8 +170,7 @@ class R2Plus1D(Recognizer):
         super().__init__(num_classes, dropout=dropout, **kwargs)
         if pretrained is not None:
             loader = _R2PLUS1D_LOADERS[pretrained_format]
-            report = loader(self, pretrained, reset_head=pretrained_reset_head)
-            rank_zero_info(f"R2Plus1D weights from {pretrained} ({pretrained_format}): {report}")
+            self.load_pretrained(pretrained, loader, pretrained_reset_head)
 
     def configure_models(self) -> None:
         """Build the R(2+1)D backbone and the classifier head."""

@@ -33,9 +33,10 @@ In every format:
   :func:`~mgr.models.backbones.video.adapt_input_channels`;
 * ``relative_position_index`` buffers the checkpoint lacks are kept from the
   module (they are a function of the window size, not learnt);
-* with ``reset_head=True`` the classifier is skipped and the module keeps its
-  freshly initialised head; without it a class-count mismatch is a
-  ``ValueError`` naming both counts.
+* the classifier is kept when its class count is the module's and skipped
+  otherwise (the module keeps its freshly initialised head);
+  ``reset_head=True`` always skips it, ``reset_head=False`` always loads it (a
+  class-count mismatch is then a ``ValueError`` naming both counts).
 
 The renamed state dict goes through
 :func:`mgr.models.checkpoints.load_mmaction_checkpoint`, which checks shapes and
@@ -46,17 +47,20 @@ completeness and returns its :class:`~mgr.models.checkpoints.LoadReport`
 from __future__ import annotations
 
 import logging
-import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from .backbones.video import adapt_input_channels
-from .checkpoints import LoadReport, load_mmaction_checkpoint
+from .checkpoints import (
+    LoadReport,
+    checkpoint_state_dict,
+    load_mmaction_checkpoint,
+    read_checkpoint,
+)
 
 __all__ = [
     "load_mgr_video_checkpoint",
@@ -113,12 +117,13 @@ def load_torchvision_video_checkpoint(
     module: nn.Module,
     path_or_state: str | Path | Mapping[str, Any],
     *,
-    reset_head: bool = True,
+    reset_head: bool | None = None,
     strict: bool = True,
+    trust: bool = False,
 ) -> LoadReport:
     """Load a torchvision swin3d / R(2+1)D state dict into a video recognizer.
 
-    Files are read with ``torch.load(..., weights_only=True)`` (torchvision
+    Files are read by :func:`~mgr.models.checkpoints.read_checkpoint` (torchvision
     files are plain state dicts).
 
     Args:
@@ -127,9 +132,14 @@ def load_torchvision_video_checkpoint(
             ``backbone`` and ``head = Sequential(dropout, Linear)``).
         path_or_state: a ``.pth`` file or a loaded state dict (``{"state_dict": ...}``
             wrappers are unwrapped).
-        reset_head: skip the checkpoint classifier (``head.*`` / ``fc.*``) and keep
-            the module's head, e.g. Kinetics-400 weights for 32 micro-gesture classes.
+        reset_head: ``True``: skip the checkpoint classifier (``head.*`` / ``fc.*``)
+            and keep the module's head, e.g. Kinetics-400 weights for 32
+            micro-gesture classes; ``False``: load it; ``None`` (auto): load it when
+            its class count is the module's, else skip it (see
+            :func:`~mgr.models.checkpoints.load_mmaction_checkpoint`).
         strict: raise on missing or unexpected keys (else only report them).
+        trust: unpickle the file fully (trusted files only; see
+            :func:`~mgr.models.checkpoints.read_checkpoint`).
 
     Returns:
         A :class:`~mgr.models.checkpoints.LoadReport`.
@@ -138,7 +148,7 @@ def load_torchvision_video_checkpoint(
         ValueError: the head's class count differs (unless ``reset_head``), a
             tensor's shape differs, or (``strict``) keys are missing/unexpected.
     """
-    state = _read_state_dict(path_or_state, allow_pickle=False)
+    state = _read_state_dict(path_or_state, trust=trust)
     state = {k.removeprefix("module."): v for k, v in state.items()}
     return _load(module, state, "", _TORCHVISION_PREFIX_MAP, ("head", "fc"), reset_head, strict)
 
@@ -147,28 +157,30 @@ def load_mmaction_swin_checkpoint(
     module: nn.Module,
     path_or_state: str | Path | Mapping[str, Any],
     *,
-    reset_head: bool = True,
+    reset_head: bool | None = None,
     strict: bool = True,
+    trust: bool = False,
 ) -> LoadReport:
     """Load an mmaction2 (or original Video-Swin repo) Video Swin checkpoint into ``VideoSwin``.
 
     Keys are renamed by :func:`mmaction_swin_key` (keys outside the map keep
     their name and are reported unexpected, ``data_preprocessor.*`` is dropped),
-    then loaded as a torchvision state dict. The file is read with
-    ``weights_only=True`` first; mmengine checkpoints pickle metadata objects,
-    so when that fails it is read again with ``weights_only=False``: **load
-    trusted files only**.
+    then loaded as a torchvision state dict. The file is read by
+    :func:`~mgr.models.checkpoints.read_checkpoint`: weights-only, with
+    mmengine's pickled training metadata read as inert stand-ins.
 
     Args:
         module: a :class:`~mgr.models.video.VideoSwin`.
         path_or_state: a checkpoint file or a loaded checkpoint / state dict.
-        reset_head: skip ``cls_head.fc_cls.*`` and keep the module's head.
+        reset_head: skip ``cls_head.fc_cls.*`` and keep the module's head
+            (``None``: auto, by class count).
         strict: raise on missing or unexpected keys.
+        trust: unpickle the file fully (trusted files only).
 
     Returns:
         A :class:`~mgr.models.checkpoints.LoadReport` (torchvision key names).
     """
-    state = _read_state_dict(path_or_state, allow_pickle=True)
+    state = _read_state_dict(path_or_state, trust=trust)
     renamed: dict[str, Tensor] = {}
     for key, value in state.items():
         new = mmaction_swin_key(key)
@@ -180,26 +192,28 @@ def load_mgr_video_checkpoint(
     module: nn.Module,
     path_or_state: str | Path | Mapping[str, Any],
     *,
-    reset_head: bool = True,
+    reset_head: bool | None = None,
     strict: bool = True,
+    trust: bool = False,
 ) -> LoadReport:
     """Load the network of an mgr checkpoint (same recognizer class) into ``module``.
 
     Only ``backbone.*`` and ``head.*`` are taken; the rest (``class_counts``, ...)
-    belongs to the old training run. Read with ``weights_only=True`` first and,
-    for Lightning checkpoints that pickle other objects, ``weights_only=False``
-    (**trusted files only**).
+    belongs to the old training run. Read by
+    :func:`~mgr.models.checkpoints.read_checkpoint` (weights-only).
 
     Args:
         module: a :class:`~mgr.models.video.VideoSwin` or :class:`~mgr.models.video.R2Plus1D`.
         path_or_state: a Lightning ``.ckpt``, or a loaded checkpoint / state dict.
-        reset_head: skip ``head.*`` and keep the module's head (e.g. MA-52 -> iMiGUE).
+        reset_head: skip ``head.*`` and keep the module's head (e.g. MA-52 -> iMiGUE;
+            ``None``: auto, by class count).
         strict: raise on missing or unexpected keys.
+        trust: unpickle the file fully (trusted files only).
 
     Returns:
         A :class:`~mgr.models.checkpoints.LoadReport`.
     """
-    state = _read_state_dict(path_or_state, allow_pickle=True)
+    state = _read_state_dict(path_or_state, trust=trust)
     state = {
         k: v
         for k, v in ((k.removeprefix("module."), v) for k, v in state.items())
@@ -214,7 +228,7 @@ def _load(
     backbone_prefix: str,
     prefix_map: Mapping[str, str],
     head_keys: tuple[str, ...],
-    reset_head: bool,
+    reset_head: bool | None,
     strict: bool,
 ) -> LoadReport:
     """Adapt the first layer, fill index buffers, then load with the mmaction2 loader.
@@ -246,25 +260,9 @@ def _load(
 
 
 def _read_state_dict(
-    path_or_state: str | Path | Mapping[str, Any], *, allow_pickle: bool
+    path_or_state: str | Path | Mapping[str, Any], *, trust: bool
 ) -> dict[str, Tensor]:
     """The tensors of a checkpoint file or object (``["state_dict"]`` when wrapped)."""
     if isinstance(path_or_state, str | Path):
-        try:
-            ckpt = torch.load(path_or_state, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
-            if not allow_pickle:
-                raise
-            log.warning(
-                "%s pickles non-tensor objects; loading it as a trusted file", path_or_state
-            )
-            ckpt = torch.load(path_or_state, map_location="cpu", weights_only=False)
-    else:
-        ckpt = path_or_state
-    if not isinstance(ckpt, Mapping):
-        raise TypeError(f"expected a checkpoint dict, got {type(ckpt).__name__}")
-    state = ckpt.get("state_dict", ckpt)
-    bad = [k for k, v in state.items() if not torch.is_tensor(v)]
-    if bad:
-        raise TypeError(f"state dict entries are not tensors: {bad[:5]}")
-    return dict(state)
+        return checkpoint_state_dict(read_checkpoint(path_or_state, trust=trust), path_or_state)
+    return checkpoint_state_dict(path_or_state, "the given checkpoint")

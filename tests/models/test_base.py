@@ -375,10 +375,31 @@ def test_init_from_transfers_the_backbone(tmp_path):
 
     clash = STCNN(num_classes=32, num_joints=5, channels=(8, 8), temporal_strides=(1, 2))
     with pytest.raises(ValueError, match="init_reset_head=True"):
-        clash.init_weights_from(path)
+        clash.init_weights_from(path, reset_head=False)
     other = STCNN(num_classes=32, num_joints=7, channels=(8, 8), temporal_strides=(1, 2))
     with pytest.raises(ValueError, match=r"ma52\.pt"):
         other.init_weights_from(path, reset_head=True)
+
+
+def test_init_from_head_rule(tmp_path, caplog):
+    torch.manual_seed(0)
+    kw = {"num_joints": 5, "channels": (8,), "temporal_strides": (1,)}
+    names = ["a", "b", "c", "d"]
+    source = STCNN(num_classes=4, class_names=names, **kw)
+    path = tmp_path / "run.ckpt"
+    torch.save({"state_dict": source.state_dict(), "hyper_parameters": dict(source.hparams)}, path)
+    caplog.set_level("INFO")
+    same = STCNN(num_classes=4, class_names=names, **kw)
+    assert "head.1.weight" in same.init_weights_from(path)  # auto: same classes, kept
+    torch.testing.assert_close(same.head[1].weight, source.head[1].weight, rtol=0, atol=0)
+    assert "classifier kept: the checkpoint has this model's 4 classes (same names)" in caplog.text
+    renamed = STCNN(num_classes=4, class_names=["a", "b", "d", "c"], **kw)
+    fresh = renamed.head[1].weight.clone()
+    assert "head.1.weight" not in renamed.init_weights_from(path)  # same count, other names
+    torch.testing.assert_close(renamed.head[1].weight, fresh, rtol=0, atol=0)
+    assert "other names (id 2: 'c', this model 'd')" in caplog.text
+    forced = STCNN(num_classes=4, class_names=names, **kw)
+    assert "head.1.weight" not in forced.init_weights_from(path, reset_head=True)
 
 
 def test_checkpoints_do_not_point_at_start_weights(tmp_path):

@@ -1,5 +1,8 @@
+import pickle
 import sys
 import types
+import zipfile
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -7,9 +10,17 @@ import pytest
 import torch
 from torch import nn
 
+from mgr.errors import UserError
 from mgr.models import Recognizer
 from mgr.models.backbones.resnet3d_slowonly import ResNet3dSlowOnly, slowonly_pose
-from mgr.models.checkpoints import DEFAULT_PREFIX_MAP, LoadReport, load_mmaction_checkpoint
+from mgr.models.checkpoints import (
+    DEFAULT_PREFIX_MAP,
+    LoadReport,
+    Opaque,
+    check_lightning_checkpoint,
+    load_mmaction_checkpoint,
+    read_checkpoint,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -102,9 +113,28 @@ def test_plain_state_dict_with_dataparallel_prefix(source, x):
         torch.testing.assert_close(target(x), source(x), atol=1e-6, rtol=0)
 
 
-def test_class_count_mismatch_is_a_clear_error(source):
+def test_class_count_mismatch_is_a_clear_error_when_the_head_is_kept(source):
     with pytest.raises(ValueError, match=r"5 classes.*has 7.*reset_head=True"):
-        load_mmaction_checkpoint(TinyRecognizer(7), _mm_state_dict(source))
+        load_mmaction_checkpoint(TinyRecognizer(7), _mm_state_dict(source), reset_head=False)
+
+
+def test_auto_head_rule_keeps_same_classes_and_resets_other_classes(source, x):
+    same = TinyRecognizer(5).eval()
+    report = load_mmaction_checkpoint(same, _mm_state_dict(source))  # reset_head=None: auto
+    assert report.head.startswith("kept") and report.skipped_head == []
+    with torch.no_grad():
+        torch.testing.assert_close(same(x), source(x), atol=1e-6, rtol=0)
+    other = TinyRecognizer(7).eval()
+    fresh_head = {k: v.clone() for k, v in other.head.state_dict().items()}
+    report = load_mmaction_checkpoint(other, _mm_state_dict(source))
+    assert report.head == "reset: the checkpoint's classifier has 5 classes, this model 7"
+    assert sorted(report.skipped_head) == ["cls_head.fc_cls.bias", "cls_head.fc_cls.weight"]
+    assert all(torch.equal(v, fresh_head[k]) for k, v in other.head.state_dict().items())
+    with torch.no_grad():
+        torch.testing.assert_close(other.backbone(x), source.backbone(x), atol=1e-6, rtol=0)
+    backbone_only = {k: v for k, v in _mm_state_dict(source).items() if "cls_head" not in k}
+    report = load_mmaction_checkpoint(TinyRecognizer(5), backbone_only)
+    assert report.head == "reset: the checkpoint has no classifier" and report.missing == []
 
 
 def test_reset_head_loads_backbone_and_keeps_fresh_head(source, x):
@@ -191,26 +221,8 @@ def test_default_map_fits_the_recognizer_head(source, x):
 
 # ---------------------------------------------------------------- mmaction2 parity
 @pytest.fixture
-def mm_slowonly(monkeypatch):
+def mm_slowonly(mmaction):
     """mmaction2's ResNet3dSlowOnly class (skips when the openmmlab extra is absent)."""
-    pytest.importorskip("mmaction")
-    # Shims for mmaction2 1.2.0 on numpy 2 (see DESIGN.md): removed aliases and the
-    # localizers.drn package missing from its wheel.
-    for old, new in (("Inf", "inf"), ("trapz", "trapezoid"), ("in1d", "isin")):
-        if not hasattr(np, old):
-            monkeypatch.setattr(np, old, getattr(np, new), raising=False)
-    for name in ("mmaction.models.localizers.drn", "mmaction.models.localizers.drn.drn"):
-        if name not in sys.modules:
-            monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
-    drn = sys.modules["mmaction.models.localizers.drn.drn"]
-    if not hasattr(drn, "DRN"):
-        monkeypatch.setattr(drn, "DRN", type("DRN", (), {}), raising=False)
-    try:
-        import mmaction.utils.dependency as dep
-
-        monkeypatch.setattr(dep, "WITH_MULTIMODAL", False, raising=False)
-    except ImportError:
-        pass
     from mmaction.models.backbones.resnet3d_slowonly import ResNet3dSlowOnly as MMSlowOnly
 
     return MMSlowOnly
@@ -259,3 +271,176 @@ def test_mmaction2_rgb_slowonly_r50_has_our_names_and_shapes(mm_slowonly):
     theirs = mm_slowonly(depth=50, pretrained=None)
     expected = {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
     assert {k: tuple(v.shape) for k, v in slowonly_r50_rgb().state_dict().items()} == expected
+
+
+# ---------------------------------------------------------------- files that are not checkpoints
+def _zip_of_text(path):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("notes/readme.txt", "not weights")
+
+
+class _RunsCode:
+    """Unpickling this runs ``pathlib.Path(target).touch()``: what a hostile pickle does."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (Path.touch, (self.target,))
+
+
+def _write_bad(kind: str, path: Path, tmp_path: Path, source: TinyRecognizer) -> str:
+    """Write a file of ``kind``; returns what the one-line error must say it is."""
+    if kind == "random":
+        path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+        return "not a PyTorch checkpoint: neither torch.save's zip format nor a pickle"
+    if kind == "text":
+        path.write_text("seed_everything: 0\ntrainer:\n  max_epochs: 3\n")
+        return "is a text file (first line 'seed_everything: 0')"
+    if kind == "empty":
+        path.write_bytes(b"")
+        return "is empty (0 bytes)"
+    if kind == "other_zip":
+        _zip_of_text(path)
+        return "is a zip archive of 1 file(s) (notes/readme.txt) but not a PyTorch checkpoint"
+    if kind == "truncated":
+        torch.save({"state_dict": source.state_dict()}, path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        return "is a truncated or damaged zip archive"
+    if kind == "whole_module":
+        torch.save(source, path)
+        return "a whole pickled model, not a state dict"
+    if kind == "runs_code":
+        torch.save({"state_dict": {}, "x": _RunsCode(tmp_path / "pwned")}, path)
+        return "pickles pathlib"
+    if kind == "safetensors":
+        header = b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+        path.write_bytes(len(header).to_bytes(8, "little") + header + b"\0\0\0\0")
+        return "is a safetensors file"
+    if kind == "torchscript":
+        torch.jit.save(torch.jit.script(nn.Linear(2, 2)), path)
+        return "is a TorchScript model"
+    raise AssertionError(kind)
+
+
+BAD_KINDS = (
+    "random",
+    "text",
+    "empty",
+    "other_zip",
+    "truncated",
+    "whole_module",
+    "runs_code",
+    "safetensors",
+    "torchscript",
+)
+
+
+@pytest.mark.parametrize("kind", BAD_KINDS)
+def test_a_file_that_is_not_a_checkpoint_is_one_line_naming_it(kind, tmp_path, source):
+    path = tmp_path / f"{kind}.pth"
+    what = _write_bad(kind, path, tmp_path, source)
+    for load in (
+        lambda: read_checkpoint(path),
+        lambda: load_mmaction_checkpoint(TinyRecognizer(5), path),
+        lambda: check_lightning_checkpoint(path),
+    ):
+        with pytest.raises(UserError) as info:
+            load()
+        message = str(info.value)
+        assert "\n" not in message and message.startswith(str(path)), message
+        assert what in message and "weights_only=False" not in message
+    assert not (tmp_path / "pwned").exists()  # nothing in the file ran
+
+
+def test_missing_checkpoint_and_folder(tmp_path):
+    with pytest.raises(UserError, match=r"checkpoint .*nope\.pth does not exist"):
+        read_checkpoint(tmp_path / "nope.pth")
+    with pytest.raises(UserError, match="is a directory"):
+        read_checkpoint(tmp_path)
+
+
+def test_trusted_files_are_unpickled_fully(tmp_path, source, x):
+    path = tmp_path / "module.pth"
+    torch.save(source, path)  # a whole pickled model: needs trust
+    target = TinyRecognizer(5).eval()
+    load_mmaction_checkpoint(
+        target, path, prefix_map={"backbone.": "backbone.", "head.": "head."}, trust=True
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(target(x), source(x), rtol=0, atol=0)
+    code = tmp_path / "code.pth"
+    torch.save({"x": _RunsCode(tmp_path / "ran")}, code)
+    read_checkpoint(code, trust=True)
+    assert (tmp_path / "ran").exists()  # trust means exactly this
+
+
+def test_mmengine_metadata_loads_weights_only_as_opaque_stand_ins(tmp_path, source, x, monkeypatch):
+    # mmengine checkpoints pickle their training log: numpy scalars and arrays, and
+    # HistoryBuffer objects. Pickle such a log with a stand-in module of that name...
+    module = types.ModuleType("mmengine.logging.history_buffer")
+
+    class HistoryBuffer:
+        def __init__(self) -> None:
+            self._log_history = np.array([0.5, 0.25])
+            self.max_length = 1000000
+
+    HistoryBuffer.__module__, HistoryBuffer.__qualname__ = module.__name__, "HistoryBuffer"
+    module.HistoryBuffer = HistoryBuffer
+    for name in ("mmengine", "mmengine.logging"):  # its parent packages, as stubs
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    hub = {
+        "log_scalars": {"train/loss": HistoryBuffer()},
+        "runtime_info": {"eta": np.float64(3.5), "dataset_meta": {"classes": ("a", "b")}},
+    }
+    path = tmp_path / "epoch_1.pth"
+    torch.save(
+        {"meta": {"epoch": 1}, "state_dict": _mm_state_dict(source), "message_hub": hub}, path
+    )
+    for name in ("mmengine", "mmengine.logging", module.__name__):  # ... gone when it is read
+        monkeypatch.delitem(sys.modules, name)
+    unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    assert "mmengine.logging.history_buffer.HistoryBuffer" in unsafe  # weights_only refuses it
+    ckpt = read_checkpoint(path)
+    buffer = ckpt["message_hub"]["log_scalars"]["train/loss"]
+    assert isinstance(buffer, Opaque) and buffer.qualname.endswith("HistoryBuffer")
+    assert isinstance(ckpt["message_hub"]["runtime_info"]["eta"], Opaque)
+    target = TinyRecognizer(5).eval()
+    load_mmaction_checkpoint(target, path)
+    with torch.no_grad():
+        torch.testing.assert_close(target(x), source(x), atol=1e-6, rtol=0)
+
+
+def test_real_mmengine_message_hub_loads_weights_only(mmaction, tmp_path, source, x):
+    from mmengine.logging import MessageHub
+
+    hub = MessageHub.get_instance("mgr-test")
+    hub.update_scalar("train/loss", 0.5)
+    hub.update_info("eta", np.float64(12.0))
+    path = tmp_path / "epoch_2.pth"
+    ckpt = {"meta": {"epoch": 2}, "state_dict": _mm_state_dict(source)}
+    torch.save({**ckpt, "message_hub": hub.state_dict()}, path)
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    target = TinyRecognizer(5).eval()
+    load_mmaction_checkpoint(target, path)
+    with torch.no_grad():
+        torch.testing.assert_close(target(x), source(x), atol=1e-6, rtol=0)
+    with pytest.raises(UserError, match="not a Lightning checkpoint"):
+        check_lightning_checkpoint(path)
+
+
+def test_lightning_checkpoint_with_extra_pickles_needs_trust(tmp_path, source):
+    path = tmp_path / "run.ckpt"
+    ckpt = {"state_dict": source.state_dict(), "pytorch-lightning_version": "2.6.6"}
+    torch.save({**ckpt, "loops": {"eta": np.float64(1.5)}}, path)
+    with pytest.raises(
+        UserError, match=r"pickles numpy.*if you trust the file, pass --weights_only false"
+    ):
+        check_lightning_checkpoint(path)
+    assert set(check_lightning_checkpoint(path, trust=True)) == {*ckpt, "loops"}
+    with pytest.raises(pickle.UnpicklingError):  # what Lightning's own load would do
+        torch.load(path, weights_only=True)
+    plain = tmp_path / "plain.ckpt"
+    torch.save(ckpt, plain)
+    assert set(check_lightning_checkpoint(plain)) == set(ckpt)

@@ -186,14 +186,15 @@ def test_mmaction2_checkpoint_loads_with_identical_predictions(tmp_path):
             dst.forward_streams(batch)[0], src.forward_streams(batch)[0], atol=1e-5, rtol=0
         )
     with pytest.raises(ValueError, match="reset_head"):
-        RGBPoseConv3D(num_classes=4, **TINY, pretrained=str(path))
-    fresh = RGBPoseConv3D(
-        num_classes=4, **TINY, pretrained=str(path), pretrained_reset_head=True
-    ).eval()
-    with torch.no_grad():
-        torch.testing.assert_close(
-            fresh.forward_features(batch), src.forward_features(batch), atol=1e-5, rtol=0
-        )
+        RGBPoseConv3D(num_classes=4, **TINY, pretrained=str(path), pretrained_reset_head=False)
+    for reset in (None, True):  # other classes: auto resets both heads, as True does
+        fresh = RGBPoseConv3D(
+            num_classes=4, **TINY, pretrained=str(path), pretrained_reset_head=reset
+        ).eval()
+        with torch.no_grad():
+            torch.testing.assert_close(
+                fresh.forward_features(batch), src.forward_features(batch), atol=1e-5, rtol=0
+            )
 
 
 def test_input_checks():
@@ -212,9 +213,15 @@ def test_init_weights_from_an_mgr_run_resets_both_heads(tmp_path):
     torch.save(src.state_dict(), tmp_path / "run.pt")
     dst = RGBPoseConv3D(num_classes=4, **TINY).eval()
     with pytest.raises(ValueError, match="init_reset_head"):
-        dst.init_weights_from(tmp_path / "run.pt")
-    keys = dst.init_weights_from(tmp_path / "run.pt", reset_head=True)
-    assert not [k for k in keys if k.startswith(("head_rgb.", "head_pose."))]
+        dst.init_weights_from(tmp_path / "run.pt", reset_head=False)
     batch = _batch()
+    for reset in (True, None):  # 6 classes -> 4: auto resets both heads too
+        keys = dst.init_weights_from(tmp_path / "run.pt", reset_head=reset)
+        assert not [k for k in keys if k.startswith(("head_rgb.", "head_pose."))]
+        with torch.no_grad():
+            torch.testing.assert_close(dst.forward_features(batch), src.forward_features(batch))
+    same = RGBPoseConv3D(num_classes=6, **TINY).eval()
+    keys = same.init_weights_from(tmp_path / "run.pt")  # same classes: both heads kept
+    assert {"head_rgb.1.weight", "head_pose.1.weight"} <= set(keys)
     with torch.no_grad():
-        torch.testing.assert_close(dst.forward_features(batch), src.forward_features(batch))
+        torch.testing.assert_close(same(batch), src(batch))

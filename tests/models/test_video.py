@@ -1,7 +1,3 @@
-import sys
-import types
-
-import numpy as np
 import pytest
 import torch
 import torchvision
@@ -103,6 +99,35 @@ def test_videoswin_loads_a_torchvision_file_with_identical_logits(tv_swin, tmp_p
         torch.testing.assert_close(ours(x), tv_swin(x["video"]), atol=1e-5, rtol=0)
         features = _features_of(tv_swin, tv_swin.head, x["video"])
         torch.testing.assert_close(ours.forward_features(x), features, atol=1e-5, rtol=0)
+
+
+def test_videoswin_pretrained_keeps_the_head_of_the_same_classes(tmp_path, caplog):
+    # Issue 21: an MA-52 Video Swin loaded to evaluate on MA-52 must keep its classifier.
+    torch.manual_seed(7)
+    tiny = {"embed_dim": 8, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2]}
+    names = [f"class {i}" for i in range(5)]
+    source = VideoSwin(num_classes=5, class_names=names, **tiny).eval()
+    nn.init.normal_(source.head[1].bias)
+    ckpt = {"state_dict": source.state_dict(), "hyper_parameters": dict(source.hparams)}
+    torch.save(ckpt, tmp_path / "ma52.ckpt")
+    caplog.set_level("INFO")
+    kw = {"pretrained": str(tmp_path / "ma52.ckpt"), "pretrained_format": "mgr", **tiny}
+    same = VideoSwin(num_classes=5, class_names=names, **kw).eval()  # default: auto
+    x = {"video": _clip(b=1)}
+    with torch.no_grad():
+        torch.testing.assert_close(same(x), source(x), atol=1e-5, rtol=0)
+    assert "classifier kept: the checkpoint has this model's 5 classes" in caplog.text
+    caplog.clear()
+    other = VideoSwin(num_classes=3, **kw).eval()  # other classes: reset, and said so
+    assert "classifier reset: the checkpoint's classifier has 5 classes, this model 3" in (
+        caplog.text
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(
+            other.forward_features(x), source.forward_features(x), atol=1e-5, rtol=0
+        )
+    forced = VideoSwin(num_classes=5, class_names=names, pretrained_reset_head=True, **kw)
+    assert not torch.equal(forced.head[1].bias, source.head[1].bias)
 
 
 def _torchvision_to_mmaction(key: str) -> str:
@@ -272,25 +297,8 @@ def test_r2plus1d_training_step():
 
 # ---------------------------------------------------------------- mmaction2 parity
 @pytest.fixture
-def mm_swin(monkeypatch):
+def mm_swin(mmaction):
     """mmaction2's SwinTransformer3D (skips when the openmmlab extra is absent)."""
-    pytest.importorskip("mmaction")
-    # mmaction2 1.2.0 on numpy 2 (DESIGN.md): removed aliases, missing localizers.drn.
-    for old, new in (("Inf", "inf"), ("trapz", "trapezoid"), ("in1d", "isin")):
-        if not hasattr(np, old):
-            monkeypatch.setattr(np, old, getattr(np, new), raising=False)
-    for name in ("mmaction.models.localizers.drn", "mmaction.models.localizers.drn.drn"):
-        if name not in sys.modules:
-            monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
-    drn = sys.modules["mmaction.models.localizers.drn.drn"]
-    if not hasattr(drn, "DRN"):
-        monkeypatch.setattr(drn, "DRN", type("DRN", (), {}), raising=False)
-    try:
-        import mmaction.utils.dependency as dep
-
-        monkeypatch.setattr(dep, "WITH_MULTIMODAL", False, raising=False)
-    except ImportError:
-        pass
     from mmaction.models.backbones.swin import SwinTransformer3D
 
     return SwinTransformer3D
@@ -298,7 +306,8 @@ def mm_swin(monkeypatch):
 
 def test_mmaction2_swin_backbone_gives_our_features(mm_swin):
     torch.manual_seed(8)
-    theirs = mm_swin(arch="tiny", pretrained=None, pretrained2d=False).eval()
+    theirs = mm_swin(arch="tiny", pretrained=None, pretrained2d=False)
+    theirs.eval()  # mmaction2's Swin overrides train() and returns None
     state = {f"backbone.{k}": v for k, v in theirs.state_dict().items()}
     ours = VideoSwin(num_classes=5).eval()
     report = load_mmaction_swin_checkpoint(ours, state, reset_head=True)

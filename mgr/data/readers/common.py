@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import math
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["ClipRecord", "DataFormatError", "OnError", "PathLike", "SequenceRecord"]
+__all__ = [
+    "ClipRecord",
+    "DataFormatError",
+    "FileProblem",
+    "OnError",
+    "PathLike",
+    "SequenceRecord",
+    "collect_file_problems",
+    "load_each",
+]
 
 PathLike = str | os.PathLike[str]
 OnError = Literal["raise", "warn"]
@@ -101,6 +112,65 @@ class SequenceRecord:
     def num_frames(self) -> int:
         """Number of frames ``T``."""
         return int(self.keypoint.shape[0])
+
+
+# Reading every file of a split, or every file that can be read (mgr check).
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    """A file a split reader could not read, with the reason (see :func:`collect_file_problems`).
+
+    Attributes:
+        source: what the reader was loading (a video folder, a sample folder, a file).
+        error: the exception; its message names the file and, where it applies, the row.
+    """
+
+    source: str
+    error: Exception
+
+
+_PROBLEMS: ContextVar[list[FileProblem] | None] = ContextVar("mgr_file_problems", default=None)
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+@contextlib.contextmanager
+def collect_file_problems() -> Iterator[list[FileProblem]]:
+    """Within this context, split readers skip the files they cannot read and list them.
+
+    Outside it a malformed or missing file stops a split's reading with an error, as
+    training needs; ``mgr check`` reads every split inside it to report every bad file
+    at once.
+
+    Yields:
+        The list the problems are appended to.
+    """
+    problems: list[FileProblem] = []
+    token = _PROBLEMS.set(problems)
+    try:
+        yield problems
+    finally:
+        _PROBLEMS.reset(token)
+
+
+def load_each(items: Iterable[_T], load: Callable[[_T], list[_R]]) -> list[_R]:
+    """Concatenate ``load(item)`` over ``items`` (one item: one video folder or file).
+
+    Inside :func:`collect_file_problems`, an item whose files are missing or malformed
+    (``OSError``, :class:`DataFormatError`) is recorded and skipped; outside, its error
+    propagates.
+    """
+    out: list[_R] = []
+    for item in items:
+        try:
+            out += load(item)
+        except (OSError, DataFormatError) as err:
+            problems = _PROBLEMS.get()
+            if problems is None:
+                raise
+            problems.append(FileProblem(str(item), err))
+    return out
 
 
 # Csv helpers shared by the iMiGUE and SMG readers.

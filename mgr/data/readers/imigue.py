@@ -41,6 +41,7 @@ from .common import (
     _read_keypoint_table,
     _require_dir,
     _subdir_names,
+    load_each,
 )
 
 __all__ = [
@@ -310,9 +311,7 @@ def load_imigue_split(
         if missing:
             raise FileNotFoundError(f"video ids not found in {split_dir}: {missing}")
         videos = {vid: path for vid, path in videos.items() if vid in wanted}
-    return [
-        record for path in videos.values() for record in load_imigue_video(path, on_error=on_error)
-    ]
+    return load_each(videos.values(), lambda path: load_imigue_video(path, on_error=on_error))
 
 
 def find_imigue_videos(root: PathLike) -> dict[str, Path]:

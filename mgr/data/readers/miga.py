@@ -49,6 +49,7 @@ from .common import (
     _require_dir,
     _require_file,
     _subdir_names,
+    load_each,
 )
 from .imigue import IMIGUE_SPLIT_DIRS, _video_dirs, read_imigue_label_csv
 from .ma52 import _read_list_lines
@@ -414,11 +415,9 @@ def load_miga25_split(
         raise FileNotFoundError(
             f"MiGA'25 {split!r} split folder {split_dir} not found under root {root}; {where}"
         )
-    return [
-        record
-        for path in _video_dirs(split_dir).values()
-        for record in load_miga25_video(path, on_error=on_error)
-    ]
+    return load_each(
+        _video_dirs(split_dir).values(), lambda path: load_miga25_video(path, on_error=on_error)
+    )
 
 
 def read_clip_list(path: PathLike) -> list[tuple[str, int]]:

@@ -44,6 +44,7 @@ from .common import (
     _read_text_rows,
     _require_dir,
     _subdir_names,
+    load_each,
 )
 
 __all__ = [
@@ -310,13 +311,12 @@ def load_smg_split(
             f"SMG subjects {missing} have no Sample folder under {root} (or one level below); "
             f"{found}"
         )
-    return [
-        record
-        for subject in wanted
-        for record in load_smg_subject(
-            samples[subject], coords=coords, end_inclusive=end_inclusive, on_error=on_error
-        )
-    ]
+    return load_each(
+        [samples[subject] for subject in wanted],
+        lambda folder: load_smg_subject(
+            folder, coords=coords, end_inclusive=end_inclusive, on_error=on_error
+        ),
+    )
 
 
 def load_smg_sequence(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import numpy as np
@@ -360,13 +359,9 @@ def test_float64_input_gives_float32():
 # ------------------------------------------------------------------ optional: mmaction2 itself
 
 
-def test_matches_mmaction2():
-    if importlib.util.find_spec("mmaction") is None:
-        pytest.skip("mmaction2 is not installed (optional extra 'openmmlab')")
-    try:
-        from mmaction.datasets.transforms import GeneratePoseTarget
-    except Exception as err:  # mmaction2 1.2 needs shims on numpy 2 (see DESIGN.md)
-        pytest.skip(f"mmaction2 does not import here: {err!r}")
+def test_matches_mmaction2(mmaction):
+    from mmaction.datasets.transforms import GeneratePoseTarget
+
     size = (48, 64)
     kp, score = random_clip(9, 2, size=size)
     for with_limb, expected_fn in (
