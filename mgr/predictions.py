@@ -131,6 +131,7 @@ def save_predictions(
     preds: SplitPredictions,
     class_names: Sequence[str],
     meta: dict[str, Any] | None = None,
+    protocol: dict[str, Any] | None = None,
 ) -> Path:
     """Write one split of a prediction set (creating or updating ``meta.json``).
 
@@ -140,6 +141,8 @@ def save_predictions(
         preds: the predictions.
         class_names: class names of the ``K`` columns.
         meta: extra metadata to record (merged into ``meta.json``).
+        protocol: the split's evaluation protocol (:meth:`mgr.protocols.Protocol.as_dict`),
+            kept in ``meta.json`` under ``splits[split]`` so that fusion can print it.
 
     Returns:
         The ``.npz`` file written.
@@ -166,6 +169,8 @@ def save_predictions(
         "num_samples": len(preds.sample_id),
         "written": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
+    if protocol is not None:
+        splits[split]["protocol"] = dict(protocol)
     new = {**old, **(meta or {}), "class_names": list(class_names), "splits": splits}
     meta_path.write_text(json.dumps(new, indent=1, default=str))
     return file
@@ -257,7 +262,8 @@ class PredictionWriter(BasePredictionWriter):
             },
         }
         preds = SplitPredictions(np.array(ids), logits, probs, labels)
-        file = save_predictions(self.out_dir, split, preds, class_names, meta)
+        protocol = dm.protocol(split).as_dict() if callable(getattr(dm, "protocol", None)) else None
+        file = save_predictions(self.out_dir, split, preds, class_names, meta, protocol=protocol)
         msg = f"predictions ({len(ids)} samples, split {split!r}) written to {file}"
         dataset = meta["dataset"]
         if self.submission and dataset in ("imigue", "smg", "ma52"):

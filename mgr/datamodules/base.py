@@ -30,6 +30,7 @@ from mgr.data.fgtext import FGTextTable, read_fgtext_csv
 from mgr.data.readers.common import ClipRecord
 from mgr.data.readers.media import index_media, media_num_frames
 from mgr.data.samplers import SqrtBalancedSampler, repeat_indices, repetition_factors
+from mgr.protocols import Protocol
 from mgr.pseudo_label import load_pseudo_labels
 from mgr.skeletons import SkeletonLayout, get_layout
 
@@ -242,6 +243,15 @@ class MicroGestureDataModule(LightningDataModule):
         return "warn" if self.on_bad_sample == "skip" else "raise"
 
     # ---------------------------------------------------------------- properties
+    @property
+    def protocol_scheme(self) -> str:
+        """How the splits were chosen (a key of :data:`mgr.protocols.SCHEMES`)."""
+        return "official"
+
+    def protocol(self, split: str) -> Protocol:
+        """The evaluation protocol of one split, printed next to every metric."""
+        return Protocol(self.dataset, self.protocol_scheme, split)
+
     @property
     def supplies(self) -> tuple[str, ...]:
         """Batch keys this datamodule supplies (see :mod:`mgr.batch`)."""
