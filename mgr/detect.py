@@ -215,7 +215,8 @@ def detect_main(argv: Sequence[str]) -> int:
         scores = {k: float(v) for k, v in f1.compute().items()}
         print(
             f"vs {len(gt)} annotated instances: F1 {scores['f1']:.3f} "
-            f"(precision {scores['precision']:.3f}, recall {scores['recall']:.3f})"
+            f"(precision {scores['precision']:.3f}, recall {scores['recall']:.3f}; "
+            f"{f1.rule})"
         )
         timeline = Path(a.timeline) if a.timeline else out.with_suffix(".png")
         plot_timeline(timeline, seq.num_frames, gt, rows, model.hparams.num_classes)

@@ -41,7 +41,10 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
+from mgr.classes import get_classes
+from mgr.metrics import F1Mean
 from mgr.predictions import PredictionSet, SplitPredictions, load_predictions, save_predictions
+from mgr.protocols import Protocol
 
 __all__ = [
     "DEFAULT_GRID",
@@ -62,8 +65,9 @@ __all__ = [
 
 DEFAULT_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 METHODS: tuple[str, ...] = ("mean", "weighted", "temperature")
-#: Metrics that weights and methods can be selected by (higher is better).
-SCORES: tuple[str, ...] = ("top1", "top5", "macro_f1")
+#: Metrics that weights and methods can be selected by (higher is better); ``f1_mean``
+#: (MA-52's official ranking metric, :class:`~mgr.metrics.F1Mean`) only on MA-52's classes.
+SCORES: tuple[str, ...] = ("top1", "top5", "macro_f1", "f1_mean")
 TAU_RANGE: tuple[float, float] = (0.05, 20.0)
 _EPS = 1e-12  # floor of probabilities inside logs
 _TIE = 1e-12  # score differences below this are ties
@@ -177,7 +181,26 @@ def _make_metric(name: str, num_classes: int, n_bins: int = 15) -> Metric:
         return MulticlassF1Score(num_classes, average="macro")
     if name == "ece":
         return MulticlassCalibrationError(num_classes, n_bins=n_bins, norm="l1")
+    if name == "f1_mean":
+        if num_classes != len(_MA52_NAMES):
+            raise ValueError(f"f1_mean is MA-52's metric (52 classes), not for {num_classes}")
+        return _F1MeanScore()
     raise ValueError(f"unknown metric {name!r}; choose from {[*SCORES, 'ece']}")
+
+
+_MA52_NAMES = list(get_classes("ma52").names)
+
+
+class _F1MeanScore(F1Mean):
+    """:class:`~mgr.metrics.F1Mean` reduced to its ``f1_mean`` scalar (a selection score)."""
+
+    def compute(self) -> torch.Tensor:  # type: ignore[override]
+        return super().compute()["f1_mean"]
+
+
+def is_ma52(class_names: Sequence[str]) -> bool:
+    """Whether a class list is MA-52's 52 actions (then ``f1_mean`` applies)."""
+    return list(class_names) == _MA52_NAMES
 
 
 def _evaluate(metric: Metric, probs: torch.Tensor, labels: torch.Tensor) -> float:
@@ -198,21 +221,32 @@ def _tensors(probs: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch
     return p, y
 
 
-def metrics(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> dict[str, float]:
+def metrics(
+    probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, ma52: bool = False
+) -> dict[str, float]:
     """Classification and calibration metrics of probabilities.
 
     Args:
         probs: ``(N, K)`` class probabilities.
         labels: ``(N,)`` class ids (all known).
         n_bins: confidence bins of the expected calibration error.
+        ma52: the classes are MA-52's: add its official ``f1_mean``, the four F1 scores
+            it averages and the body-part top-1 (:class:`~mgr.metrics.F1Mean`).
 
     Returns:
         ``top1`` and ``top5`` accuracy (over samples; top-``min(5, K)``), ``macro_f1``
         (mean over the classes that occur in labels or predictions), ``nll`` (mean
-        negative log-likelihood of the true class) and ``ece`` (15-bin, L1).
+        negative log-likelihood of the true class) and ``ece`` (15-bin, L1); with
+        ``ma52`` also ``f1_mean``, ``fine_micro_f1``, ``fine_macro_f1``,
+        ``coarse_micro_f1``, ``coarse_macro_f1`` and ``body_top1``.
     """
     p, y = _tensors(probs, labels)
-    out = {name: _evaluate(_make_metric(name, p.shape[1], n_bins), p, y) for name in SCORES}
+    names = [n for n in SCORES if n != "f1_mean"]
+    out = {name: _evaluate(_make_metric(name, p.shape[1], n_bins), p, y) for name in names}
+    if ma52:
+        f1 = F1Mean()
+        f1.update(p, y)
+        out.update({k: float(v) for k, v in f1.compute().items()})
     out["nll"] = float(-p[torch.arange(len(y)), y].clamp_min(_EPS).log().mean())
     out["ece"] = _evaluate(_make_metric("ece", p.shape[1], n_bins), p, y)
     return out
@@ -457,6 +491,7 @@ def _make_row(
     taus: Sequence[float],
     weights: tuple[float, ...] | None,
     kept_uniform: bool | None,
+    ma52: bool = False,
 ) -> FusionRow:
     """Evaluate one model (``weights=None``) or one fusion of aligned splits.
 
@@ -469,12 +504,15 @@ def _make_row(
         taus: temperature per model.
         weights: fusion weights; ``None`` for a single model.
         kept_uniform: the guard's verdict (fusion rows).
+        ma52: add MA-52's ``f1_mean`` and its parts (see :func:`metrics`).
     """
     w = weights if weights is not None else (1.0,)
     val_probs = fuse_probs([s.logits for s in val], w, taus)
     test_probs = fuse_probs([s.logits for s in test], w, taus) if test is not None else None
     test_metrics = (
-        metrics(test_probs, test_y) if test_probs is not None and test_y is not None else None
+        metrics(test_probs, test_y, ma52=ma52)
+        if test_probs is not None and test_y is not None
+        else None
     )
     kind: Literal["model", "fusion"] = "model" if weights is None else "fusion"
     return FusionRow(
@@ -482,7 +520,7 @@ def _make_row(
         kind,
         tuple(taus),
         weights,
-        metrics(val_probs, val_y),
+        metrics(val_probs, val_y, ma52=ma52),
         test_metrics,
         kept_uniform,
         val_probs,
@@ -536,6 +574,9 @@ def fuse(
     for name, s in zip(names[1:], sets[1:], strict=True):
         if s.class_names != sets[0].class_names:
             raise ValueError(f"{names[0]!r} and {name!r} predict different class lists")
+    ma52 = is_ma52(sets[0].class_names)
+    if metric == "f1_mean" and not ma52:
+        raise ValueError("metric 'f1_mean' is MA-52's: these prediction sets have other classes")
 
     val = _aligned_split(sets, names, val_split)
     val_y = _labels(val)
@@ -561,6 +602,7 @@ def fuse(
             taus,
             weights,
             kept,
+            ma52,
         )
 
     rows = [row(name, [i], (1.0,), None) for i, name in enumerate(names)]
@@ -627,7 +669,9 @@ def format_table(result: FusionResult) -> str:
     ``weights`` list one value per input model (in the order of the model rows);
     ``(guard: uniform)`` flags a weight search whose better grid point the guard refused.
     """
-    cols = ("top1", "top5", "macro_f1")
+    cols: tuple[str, ...] = ("top1", "top5", "macro_f1")
+    if "f1_mean" in result.rows[0].val:
+        cols += ("f1_mean",)
     header = ["  name", *(f"val {c}" for c in cols), *(f"test {c}" for c in cols), "tau", "weights"]
     lines = []
     for r in result.rows:
@@ -782,6 +826,33 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def split_protocol(sets: Sequence[PredictionSet], split: str) -> Protocol | None:
+    """The protocol the sets' ``split`` predictions were made under, if they agree.
+
+    Returns:
+        ``None`` when a set does not record one (written before mgr did) or they disagree.
+    """
+    found = set()
+    for s in sets:
+        info = s.meta.get("splits", {}).get(split, {})
+        found.add(Protocol.from_dict(info["protocol"]) if "protocol" in info else None)
+    return found.pop() if len(found) == 1 else None
+
+
+def format_protocols(sets: Sequence[PredictionSet], splits: Sequence[str | None]) -> str:
+    """``protocol (val): ...`` lines for the table's header."""
+    lines = []
+    for split in (s for s in splits if s is not None):
+        protocol = split_protocol(sets, split)
+        text = (
+            protocol.describe()
+            if protocol
+            else ("unknown (a prediction set does not record it, or the sets disagree)")
+        )
+        lines.append(f"protocol ({split}): {text}")
+    return "\n".join(lines)
+
+
 def _fusion_meta(result: FusionResult, sets: Sequence[PredictionSet]) -> dict[str, Any]:
     """``meta.json`` content of the fused set: the recipe that produced it."""
     row = result.chosen_row
@@ -829,12 +900,18 @@ def fuse_main(argv: Sequence[str]) -> int:
         a.weights,
         a.methods,
     )
+    print(format_protocols(sets, (result.val_split, result.test_split)))
     print(format_table(result))
 
     meta = _fusion_meta(result, sets)
-    save_predictions(out, result.val_split, result.val, result.class_names, meta)
-    if result.test is not None and result.test_split is not None:
-        save_predictions(out, result.test_split, result.test, result.class_names, meta)
+    for split, preds in ((result.val_split, result.val), (result.test_split, result.test)):
+        if split is None or preds is None:
+            continue
+        protocol = split_protocol(sets, split)
+        save_predictions(
+            out, split, preds, result.class_names, meta,
+            protocol=protocol.as_dict() if protocol else None,
+        )  # fmt: skip
 
     on_test = result.test is not None and result.chosen_row.test is not None
     split = result.test_split if on_test else result.val_split

@@ -138,6 +138,7 @@ def save_predictions(
     preds: SplitPredictions,
     class_names: Sequence[str],
     meta: dict[str, Any] | None = None,
+    protocol: dict[str, Any] | None = None,
 ) -> Path:
     """Write one split of a prediction set (creating or updating ``meta.json``).
 
@@ -147,6 +148,8 @@ def save_predictions(
         preds: the predictions.
         class_names: class names of the ``K`` columns.
         meta: extra metadata to record (merged into ``meta.json``).
+        protocol: the split's evaluation protocol (:meth:`mgr.protocols.Protocol.as_dict`),
+            kept in ``meta.json`` under ``splits[split]`` so that fusion can print it.
 
     Returns:
         The ``.npz`` file written.
@@ -179,6 +182,8 @@ def save_predictions(
         "num_samples": len(preds.sample_id),
         "written": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
+    if protocol is not None:
+        splits[split]["protocol"] = dict(protocol)
     new = {**old, **(meta or {}), "class_names": list(class_names), "splits": splits}
     write_json(meta_path, new, indent=1, default=str)
     return file
@@ -283,7 +288,8 @@ class PredictionWriter(BasePredictionWriter):
             },
         }
         preds = SplitPredictions(rows["sample_id"], rows["logits"], rows["probs"], rows["label"])
-        file = save_predictions(self.out_dir, split, preds, class_names, meta)
+        protocol = dm.protocol(split).as_dict() if callable(getattr(dm, "protocol", None)) else None
+        file = save_predictions(self.out_dir, split, preds, class_names, meta, protocol=protocol)
         msg = f"predictions ({len(preds.sample_id)} samples, split {split!r}) written to {file}"
         dataset = meta["dataset"]
         if self.submission and dataset in ("imigue", "smg", "ma52"):

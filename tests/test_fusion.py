@@ -350,3 +350,74 @@ def test_fuse_main_end_to_end(tmp_path, capsys):
 def test_fuse_main_rejects_bad_temperature(tmp_path):
     with pytest.raises(SystemExit):
         fuse_main(["--preds", str(tmp_path), "--out", str(tmp_path / "o"), "--temperature", "hot"])
+
+
+def _ma52_sets(root: Path, rng, protocol=None):
+    """Two MA-52 models over val/test, with the protocol mgr predict records."""
+    from mgr.classes import get_classes
+
+    names = list(get_classes("ma52").names)
+    sets = []
+    for model in ("rgb_a", "rgb_b"):
+        path = root / model
+        for split, n in (("val", 60), ("test", 45)):
+            ids = np.array([f"{split}_{i:04d}" for i in range(n)])
+            y = np.random.default_rng(len(split)).integers(0, 52, n)  # same labels per model
+            logits = rng.normal(0, 1, (n, 52))
+            logits[np.arange(n), y] += rng.uniform(0, 3, n)
+            preds = SplitPredictions(
+                ids, logits.astype(np.float32), plain_softmax(logits).astype(np.float32), y
+            )
+            proto = None if protocol is None else {**protocol, "split": split}
+            save_predictions(path, split, preds, names, {"dataset": "ma52"}, protocol=proto)
+        sets.append(load_predictions(path))
+    return sets
+
+
+def test_fusion_on_ma52_reports_f1_mean_like_the_challenge_code(tmp_path):
+    from sklearn.metrics import f1_score
+
+    from mgr.classes import ma52_fine_to_coarse
+
+    sets = _ma52_sets(tmp_path, np.random.default_rng(0))
+    result = fuse(sets, methods=("mean",), metric="f1_mean")
+    row = result.chosen_row
+    y = result.test.label
+    pred = row.test_probs.argmax(1)
+    cy, cp = [ma52_fine_to_coarse(v) for v in y], [ma52_fine_to_coarse(v) for v in pred]
+    expected = np.mean(
+        [
+            f1_score(y, pred, average="micro"),
+            f1_score(y, pred, average="macro"),
+            f1_score(cy, cp, average="micro"),
+            f1_score(cy, cp, average="macro"),
+        ]
+    )
+    assert row.test["f1_mean"] == pytest.approx(expected, abs=1e-6)
+    assert {"fine_macro_f1", "coarse_macro_f1", "body_top1"} <= set(row.test)
+    assert "f1_mean" in format_table(result).splitlines()[1]
+
+
+def test_f1_mean_selection_needs_ma52_classes(tmp_path):
+    sets = complementary_sets(tmp_path / "preds", np.random.default_rng(1))
+    with pytest.raises(ValueError, match="MA-52"):
+        fuse(sets, metric="f1_mean")
+    assert "f1_mean" not in metrics(np.eye(4), np.arange(4))
+
+
+def test_fuse_main_prints_the_protocol_of_each_split(tmp_path, capsys):
+    protocol = {"dataset": "ma52", "scheme": "official", "task": "classification"}
+    sets = _ma52_sets(tmp_path / "preds", np.random.default_rng(2), protocol)
+    out = tmp_path / "fused"
+    assert fuse_main(["--preds", *(str(s.path) for s in sets), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("protocol (val): MA-52, split scheme 'official' (official list")
+    assert printed[1].startswith("protocol (test): MA-52, split scheme 'official'")
+    # The fused set keeps the protocol, so fusing it again still prints it.
+    assert load_predictions(out).meta["splits"]["test"]["protocol"]["scheme"] == "official"
+
+
+def test_fuse_main_says_when_the_protocol_is_unknown(tmp_path, capsys):
+    sets = complementary_sets(tmp_path / "preds", np.random.default_rng(3))
+    fuse_main(["--preds", *(str(s.path) for s in sets), "--out", str(tmp_path / "f")])
+    assert "protocol (val): unknown" in capsys.readouterr().out

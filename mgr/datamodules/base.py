@@ -39,6 +39,7 @@ from mgr.data.samplers import (
 )
 from mgr.data.seeding import SeededDataset, loader_generator
 from mgr.errors import UserError
+from mgr.protocols import Protocol
 from mgr.pseudo_label import load_pseudo_labels
 from mgr.skeletons import SkeletonLayout, get_layout
 
@@ -253,6 +254,15 @@ class MicroGestureDataModule(LightningDataModule):
         return "warn" if self.on_bad_sample == "skip" else "raise"
 
     # ---------------------------------------------------------------- properties
+    @property
+    def protocol_scheme(self) -> str:
+        """How the splits were chosen (a key of :data:`mgr.protocols.SCHEMES`)."""
+        return "official"
+
+    def protocol(self, split: str) -> Protocol:
+        """The evaluation protocol of one split, printed next to every metric."""
+        return Protocol(self.dataset, self.protocol_scheme, split)
+
     @property
     def supplies(self) -> tuple[str, ...]:
         """Batch keys this datamodule supplies (see :mod:`mgr.batch`)."""

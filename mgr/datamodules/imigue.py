@@ -131,6 +131,11 @@ class IMiGUEDataModule(MicroGestureDataModule):
             return load_miga25_video(folder, on_error=self.reader_on_error)
         return load_imigue_video(folder, on_error=self.reader_on_error)
 
+    @property
+    def protocol_scheme(self) -> str:
+        """``split_scheme`` (see :data:`mgr.protocols.SCHEMES`)."""
+        return self.split_scheme
+
     def _videos_of(self, split: Split) -> list[str]:
         if self.split_scheme == "miga":
             return list(_MIGA_VIDEOS[split])

@@ -48,6 +48,7 @@ from mgr.data.seeding import SeededDataset, loader_generator
 from mgr.data.transforms.pose import normalize_skeleton
 from mgr.datamodules.base import eval_shard_sampler
 from mgr.features import frames_to_steps, read_feature_meta, read_features
+from mgr.protocols import Protocol
 from mgr.skeletons import get_layout
 
 __all__ = [
@@ -331,6 +332,15 @@ class OnlineDataModule(LightningDataModule):
 
     # ---------------------------------------------------------------- properties
     @property
+    def protocol_scheme(self) -> str:
+        """How the splits were chosen (a key of :data:`mgr.protocols.SCHEMES`)."""
+        return "official"
+
+    def protocol(self, split: str) -> Protocol:
+        """The evaluation protocol of one split, printed next to every metric."""
+        return Protocol(self.dataset, self.protocol_scheme, split, task="online")
+
+    @property
     def num_classes(self) -> int:
         """All classes with the non-MG class detected, one fewer without."""
         return self.non_mg_class + (1 if self.non_mg == "detect" else 0)
@@ -523,6 +533,7 @@ class SMGOnlineDataModule(OnlineDataModule):
             num_workers=num_workers,
             features_dir=features_dir,
         )
+        self.split = split
         self.coords = coords
         self.end_inclusive = end_inclusive
         preset = SMG_SPLITS[split]
@@ -532,6 +543,13 @@ class SMGOnlineDataModule(OnlineDataModule):
             "test": list(test_subjects or preset["test"]),
         }
         self.layout = get_layout("kinect_v2_25")
+
+    @property
+    def protocol_scheme(self) -> str:
+        """The subject preset ``split``, or ``"custom"`` when subjects were overridden."""
+        preset = SMG_SPLITS[self.split]
+        same = all(list(preset[s]) == self.subjects[s] for s in ("train", "val", "test"))
+        return self.split if same else "custom"
 
     @property
     def num_channels(self) -> int:
@@ -655,6 +673,11 @@ class IMiGUEOnlineDataModule(OnlineDataModule):
             raise ValueError(f"keypoints={self.layout.name!r} is not a subset of {parent!r}")
         self._joints = list(self.layout.parent_indices) if self.layout.name != parent else None
         self._shoulders = _shoulders(self.layout)
+
+    @property
+    def protocol_scheme(self) -> str:
+        """``split_scheme`` (see :data:`mgr.protocols.SCHEMES`)."""
+        return self.split_scheme
 
     @property
     def num_channels(self) -> int:

@@ -103,6 +103,13 @@ class SMGDataModule(MicroGestureDataModule):
         """The clip's frames in the long video (Kinect colour and skeleton share frames)."""
         return record.start, record.end
 
+    @property
+    def protocol_scheme(self) -> str:
+        """The subject preset ``split``, or ``"custom"`` when subjects were overridden."""
+        preset = SMG_SPLITS[self.split]
+        same = all(list(preset[s]) == self.subjects[s] for s in ("train", "val", "test"))
+        return self.split if same else "custom"
+
     def load_records(self, split: Split) -> list[ClipRecord]:
         """Read one split's clips (subjects of the chosen preset)."""
         return load_smg_split(

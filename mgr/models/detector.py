@@ -30,10 +30,12 @@ from typing import Any, Literal
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from mgr.features import steps_to_frames
 from mgr.metrics import OnlineF1, TemporalMAP
+from mgr.protocols import Protocol, literature_line
 
 from .backbones.temporal import TemporalDetectionNet
 from .detection import assign_targets, detection_loss, make_points, postprocess
@@ -281,7 +283,7 @@ class OnlineDetector(LightningModule):
         self.metrics["f1"].update(confident, targets)
         self.metrics["f1_startkit"].update(confident, targets)
 
-    def _log_metrics(self, stage: str) -> None:
+    def _log_metrics(self, stage: str) -> dict[str, float]:
         # Runs on every process (epoch end): compute() gathers the states of all
         # processes, whose loaders hold disjoint sequences (eval_shard_sampler), so
         # every process gets the values of the whole split.
@@ -304,6 +306,7 @@ class OnlineDetector(LightningModule):
         )
         for metric in self.metrics.values():
             metric.reset()
+        return {k: float(v) for k, v in values.items()}
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Accumulate the SMG F1 (both matching modes) and temporal mAP."""
@@ -318,8 +321,11 @@ class OnlineDetector(LightningModule):
         self._evaluate(batch, "test")
 
     def on_test_epoch_end(self) -> None:
-        """Log ``test/f1``, ``test/f1_startkit``, ``test/mAP`` ..."""
-        self._log_metrics("test")
+        """Log ``test/f1``, ``test/f1_startkit``, ``test/mAP`` ...; print them with their rules."""
+        values = self._log_metrics("test")
+        dm = getattr(self.trainer, "datamodule", None)
+        protocol = dm.protocol("test") if callable(getattr(dm, "protocol", None)) else None
+        rank_zero_info(format_detection_summary(values, self.metrics, protocol))
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         """Detections with their sequence ids and frame offsets."""
@@ -369,3 +375,29 @@ class OnlineDetector(LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
+
+
+def format_detection_summary(
+    values: dict[str, float], metrics: Any, protocol: Protocol | None
+) -> str:
+    """The ``mgr test`` summary of a detector: scores with their matching rules and protocol.
+
+    Args:
+        values: the logged ``test/...`` scores.
+        metrics: the detector's metric dict (``f1``, ``f1_startkit``: :class:`OnlineF1`;
+            ``map``: :class:`TemporalMAP`).
+        protocol: where the scores were measured (``None``: unknown).
+    """
+    thresholds = ", ".join(f"{t:g}" for t in metrics["map"].iou_thresholds)
+    lines = ["", "mgr test summary (online detection)"]
+    if protocol is not None:
+        lines.append(f"  protocol            {protocol.describe()}")
+    lines += [
+        f"  test f1             {values['test/f1']:.4f}   ({metrics['f1'].rule})",
+        f"  test f1_startkit    {values['test/f1_startkit']:.4f}   ({metrics['f1_startkit'].rule})",
+        f"  test mAP            {values['test/mAP']:.4f}   (ActivityNet, tIoU >= {thresholds})",
+    ]
+    published = literature_line(protocol) if protocol is not None else None
+    if published:
+        lines.append(f"  {published}")
+    return "\n".join(lines)

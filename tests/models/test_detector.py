@@ -68,3 +68,24 @@ def test_wrong_input_size_is_named() -> None:
         model(bump_batch())
     with pytest.raises(ValueError, match="regression ranges"):
         OnlineDetector(num_classes=3, num_levels=3, regression_ranges=[(0, 4), (4, 1e4)])
+
+
+def test_test_summary_states_matching_rules_tiou_and_protocol():
+    from mgr.metrics import OnlineF1, TemporalMAP
+    from mgr.models.detector import format_detection_summary
+    from mgr.protocols import Protocol
+
+    metrics = {
+        "f1": OnlineF1(0.3, one_to_one=True),
+        "f1_startkit": OnlineF1(0.3, one_to_one=False),
+        "map": TemporalMAP(),
+    }
+    values = {"test/f1": 0.5, "test/f1_startkit": 0.55, "test/mAP": 0.4}
+    text = format_detection_summary(values, metrics, Protocol("smg", "miga", "test", "online"))
+    lines = text.splitlines()
+    assert "SMG, online detection, split scheme 'miga'" in lines[2]
+    assert lines[3].endswith("(same label and tIoU > 0.3 (intersection over hull), "
+                             "one-to-one greedy matching by score)")  # fmt: skip
+    assert "start-kit matching (one prediction may hit several instances)" in lines[4]
+    assert "tIoU >= 0.3, 0.4, 0.5, 0.6, 0.7" in lines[5]
+    assert "38.03" in lines[6] and "[not comparable]" in lines[6]

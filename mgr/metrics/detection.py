@@ -235,6 +235,19 @@ class OnlineF1(Metric):
         for name in ("hits", "num_preds", "num_gts"):
             self.add_state(name, torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
+    @property
+    def rule(self) -> str:
+        """The matching rule in words, printed next to every F1.
+
+        Scores under other rules or thresholds are not comparable.
+        """
+        match = (
+            "one-to-one greedy matching by score"
+            if self.one_to_one
+            else "start-kit matching (one prediction may hit several instances)"
+        )
+        return f"same label and tIoU > {self.iou_threshold:g} (intersection over hull), {match}"
+
     def _video_hits(self, pred: Mapping[str, Any], target: Mapping[str, Any], i: int) -> int:
         p_seg, p_lab, p_sc = _video(pred, scores=True, where=f"preds[{i}]")
         g_seg, g_lab, _ = _video(target, scores=False, where=f"targets[{i}]")
