@@ -22,10 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from mgr.errors import UserError
+from mgr.skeletons import OPENPOSE_137, SkeletonLayout, get_layout
 
 from .files import (
     FORMATS,
     VideoPose,
+    convert_layout,
+    find_pose_file,
+    load_pose_keypoints,
     npz_meta_key,
     read_pose_npz,
     write_pose_files,
@@ -35,11 +39,14 @@ from .tracking import main_track, track_boxes
 
 __all__ = [
     "PoseSettings",
+    "VideoKeypoints",
     "estimate_video_pose",
     "find_videos",
     "iter_frames",
     "pose_main",
     "run_pose",
+    "video_info",
+    "video_keypoints",
 ]
 
 #: File suffixes taken as videos when a folder is given.
@@ -114,15 +121,15 @@ def iter_frames(path: str | Path, batch_size: int) -> Iterator[np.ndarray]:
             yield np.stack(batch)
 
 
-def _video_info(path: Path) -> tuple[int, float]:
-    """``(frames the header claims, fps)``; a file that is no video is the user's error."""
+def video_info(video: str | Path) -> tuple[int, float, tuple[int, int]]:
+    """``(frames the header claims, fps, (H, W))``; a file that is no video is a UserError."""
     from mgr.data.readers.video import VideoDecodeError, probe_video
 
     try:
-        info = probe_video(path)
+        info = probe_video(video)
     except (VideoDecodeError, FileNotFoundError) as err:
         raise UserError(str(err).splitlines()[0]) from err
-    return info.num_frames, info.fps
+    return info.num_frames, info.fps, (info.height, info.width)
 
 
 def estimate_video_pose(
@@ -152,7 +159,7 @@ def estimate_video_pose(
     from tqdm.auto import tqdm
 
     video = Path(video)
-    claimed, fps = _video_info(video)
+    claimed, fps, _ = video_info(video)
     bar = tqdm(total=2 * claimed, desc=video.name, unit="frame", disable=not progress)
     detections: list[np.ndarray] = []
     size = None
@@ -387,3 +394,76 @@ def pose_main(argv: Sequence[str]) -> int:
         f"computed, {counts['cached']} cached, {counts['nobody']} without anybody)"
     )
     return 0
+
+
+@dataclass
+class VideoKeypoints:
+    """Keypoints of a raw video's main person.
+
+    Attributes:
+        keypoint: ``(T, V, 3)`` ``(x, y, score)`` in ``layout`` (zeros: not detected).
+        layout: the keypoints' layout name.
+        source: the pose file they came from.
+    """
+
+    keypoint: np.ndarray
+    layout: str
+    source: Path
+
+    def drawable(self) -> tuple[np.ndarray, SkeletonLayout]:
+        """Keypoints and layout to draw: OpenPose 137 where the source converts to it."""
+        if self.layout in ("coco_wholebody_133", "openpose_137"):
+            return convert_layout(self.keypoint, self.layout, "openpose_137"), OPENPOSE_137
+        return self.keypoint, get_layout(self.layout)
+
+
+def video_keypoints(
+    video: str | Path,
+    *,
+    pose: str | Path | None = None,
+    det: str | Path | None = None,
+    pose_model: str | Path | None = None,
+    out: str | Path | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> VideoKeypoints | None:
+    """A video's keypoints from its pose files, or from the pose models on the fly.
+
+    Args:
+        video: the video file.
+        pose: a pose file or a folder of them (``mgr pose --out``).
+        det: person detector ``.onnx`` (with ``pose_model``, when ``pose`` is not given).
+        pose_model: whole-body pose ``.onnx``.
+        out: where on-the-fly pose files go (``out/pose``).
+        device: onnxruntime device of the pose models.
+        progress: show progress bars.
+
+    Returns:
+        The keypoints, or ``None`` if neither pose files nor models were given.
+
+    Raises:
+        UserError: naming the file, for pose files of another length or frame size than
+            the video, unreadable files, or only one of ``det`` / ``pose_model``.
+    """
+    video = Path(video)
+    num_frames, _, size = video_info(video)
+    if pose is None:
+        if det is None and pose_model is None:
+            return None
+        if det is None or pose_model is None:
+            raise UserError("pose on the fly needs both --det DET.onnx and --pose-model POSE.onnx")
+        pose = Path(out or ".") / "pose"
+        run_pose([video], pose, det, pose_model, formats=("npz",), device=device, progress=progress)
+    path = find_pose_file(pose, video.stem)
+    keypoint, layout, npz = load_pose_keypoints(path)
+    if len(keypoint) != num_frames:
+        raise UserError(
+            f"{path} has keypoints for {len(keypoint)} frames but {video} has {num_frames}: "
+            "pose files of another video?"
+        )
+    if npz is not None and tuple(npz.image_size) != size:
+        raise UserError(
+            f"{path} was estimated on {npz.image_size[1]}x{npz.image_size[0]} frames but "
+            f"{video} is {size[1]}x{size[0]}: pose files of another video?"
+        )
+    return VideoKeypoints(keypoint, layout, path)

@@ -16,29 +16,23 @@ from mgr.data.readers.miga import read_openpose_xlsx
 from mgr.data.readers.pose_json import read_openpose_json
 from mgr.data.readers.video import probe_video, read_video
 from mgr.skeletons import openpose_137_from_coco_wholebody
-from tests.pose_models import export_detector, export_template_pose
+from tests.conftest import POSE_BOXES, POSE_FRAME
 
 pytest.importorskip("onnxruntime")
 
-SIZE = (48, 80)  # (H, W) of the conftest RGB videos
-NAME = "Sample0001_color"  # the video file stem
-MAIN, OTHER, NOT_PERSON = [22, 4, 58, 46], [0, 10, 16, 40], [30, 10, 70, 40]
+SIZE = POSE_FRAME  # (H, W) of the conftest RGB videos
+NAME = "Sample0002_color"  # the video file stem
+MAIN, OTHER = POSE_BOXES["main"], POSE_BOXES["other"]
 
 
 @pytest.fixture(scope="module")
-def onnx_models(tmp_path_factory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("pose_onnx")
-    boxes = np.array([MAIN, OTHER, NOT_PERSON], float)
-    return {
-        "det": export_detector(d / "det.onnx", boxes, SIZE, [0.9, 0.8, 0.95], [0, 0, 1]),
-        "blind": export_detector(d / "blind.onnx", boxes[:1], SIZE, [0.01]),
-        "pose": export_template_pose(d / "pose.onnx"),
-    }
+def onnx_models(pose_onnx) -> dict[str, Path]:
+    return pose_onnx
 
 
 @pytest.fixture(scope="module")
 def video(synth_smg_rgb: Path) -> Path:
-    return synth_smg_rgb / "smg_rgb" / "Sample0001" / "Sample0001_color.mp4"
+    return synth_smg_rgb / "smg_rgb" / "Sample0002" / "Sample0002_color.mp4"
 
 
 def pose_args(models: dict[str, Path], det: str = "det") -> list[str]:
@@ -117,7 +111,7 @@ def test_a_video_with_nobody_gives_empty_files_and_a_warning(
     onnx_models, video: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    with pytest.warns(UserWarning, match=r"Sample0001_color\.mp4: no person detected"):
+    with pytest.warns(UserWarning, match=r"Sample0002_color\.mp4: no person detected"):
         assert main(["pose", str(video), *pose_args(onnx_models, "blind"), "--out", str(out)]) == 0
     pose = read_pose_npz(out / f"{NAME}.npz")
     assert pose.num_people == 0 and pose.num_frames == len(read_video(video))
