@@ -229,3 +229,29 @@ def test_detect_on_a_raw_video(detector_ckpt: Path, video: Path, pose_dir: Path,
         assert 0.0 <= float(r["score"]) <= 1.0
     assert (out / "Sample0002_color_timeline.png").stat().st_size > 0
     assert len(read_video(out / "Sample0002_color_annotated.mp4")) == num_frames
+
+
+@pytest.mark.slow  # feature extraction and a detector trained on features (~20 s)
+def test_detect_on_a_raw_video_with_recognizer_features(
+    stcnn_ckpt: Path, synth_imigue: Path, video: Path, pose_dir: Path, tmp_path: Path
+) -> None:
+    feats = tmp_path / "feats"
+    args = ["extract-features", "--ckpt", str(stcnn_ckpt), "--root", str(synth_imigue)]
+    assert (
+        main([*args, "--window", "16", "--stride", "4", "--out", str(feats), "--no-progress"]) == 0
+    )
+    pl.seed_everything(0, verbose=False)
+    dm = IMiGUEOnlineDataModule(
+        synth_imigue, window=16, windows_per_sequence=2, batch_size=2, features_dir=feats
+    )
+    model = OnlineDetector(num_classes=32, class_names=dm.class_names, in_channels=dm.in_channels,
+                           input_key="features", embed_dim=8, num_levels=2)  # fmt: skip
+    trainer = pl.Trainer(max_steps=2, limit_val_batches=0, **QUIET)
+    trainer.fit(model, dm)
+    trainer.save_checkpoint(tmp_path / "det.ckpt")
+    args = ["detect", "--ckpt", str(tmp_path / "det.ckpt"), "--video", str(video)]
+    args += ["--pose", str(pose_dir), "--recognizer", str(stcnn_ckpt), "--min-score", "0"]
+    assert main([*args, "--out", str(tmp_path / "o"), "--no-progress", "--no-video"]) == 0
+    rows = read_rows(tmp_path / "o" / "Sample0002_color_detections.csv")
+    num_frames = len(read_video(video))
+    assert rows and all(0 <= int(r["start"]) < int(r["end"]) <= num_frames for r in rows)

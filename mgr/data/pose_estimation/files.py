@@ -19,12 +19,13 @@ Per video ``<name>`` (the file stem), in the output folder::
                                        OpenPose files
     meta_key   ()             str      digest of the models and settings (resuming)
 
-``P`` is 1 (the main subject) or, with ``--all-people``, every track; 0 when nobody was
-detected in the whole video. The xlsx and JSON files hold the keypoints converted to
-``openpose_137`` (:func:`mgr.skeletons.openpose_137_from_coco_wholebody`), points scored
-below ``kpt_thr`` as OpenPose's ``(0, 0, 0)``, scores clipped to ``[0, 1]``. The JSON files
-list every person with ``person_id`` = track id; the xlsx has one person per row, the main
-subject (with ``--all-people``: one ``<name>_<track>_openpose.xlsx`` per track).
+``P`` is 1 (the main subject) or, with ``--all-people``, every track (the main subject
+first); 0 when nobody was detected in the whole video. The xlsx and JSON files hold the
+keypoints converted to ``openpose_137``
+(:func:`mgr.skeletons.openpose_137_from_coco_wholebody`), points scored below
+``kpt_thr`` as OpenPose's ``(0, 0, 0)``, scores clipped to ``[0, 1]``. The JSON files
+list every person with ``person_id`` = track id; the xlsx has one person per row, the
+main subject (with ``--all-people``: one ``<name>_<track>_openpose.xlsx`` per track).
 """
 
 from __future__ import annotations

@@ -172,7 +172,9 @@ def estimate_video_pose(
         raise UserError(f"{video}: the video stream has no decodable frame")
     tracks = track_boxes(detections, settings.iou_threshold, settings.max_gap)
     main = main_track(tracks)
-    chosen = tracks if settings.all_people else ([main] if main is not None else [])
+    chosen = [main] if main is not None else []
+    if settings.all_people:  # every track, the main subject first
+        chosen += [k for k in tracks if k is not main]
     people = len(chosen)
     keypoints = np.zeros((people, num_frames, 133, 2), np.float32)
     scores = np.zeros((people, num_frames, 133), np.float32)
