@@ -20,6 +20,12 @@ Lightning runs:
 * ``mgr extract-features --ckpt REC.ckpt --data CONFIG.yaml --window 16 --stride 4 --out DIR``:
   a recognizer's features over sliding windows of every long sequence (``mgr.features``),
   the input of a detector trained with ``features_dir``.
+* ``mgr pose VIDEO_OR_FOLDER --det DET.onnx --pose POSE.onnx --out DIR``: whole-body
+  keypoints of the people in raw videos with mmpose's ONNX models
+  (``mgr.data.pose_estimation``).
+* ``mgr recognize VIDEO --ckpt REC.ckpt [--pose DIR] --out DIR``: a trained recognizer
+  over sliding windows of a raw video: probabilities, timeline, annotated video
+  (``mgr.recognize``); ``mgr detect --video VIDEO`` does the same for the online detector.
 * ``mgr fuse --preds A B ... --out DIR``: late fusion of prediction sets (``mgr.fusion``).
 * ``mgr pseudo-label --preds DIR --out FILE``: cross-modal pseudo-labels (``mgr.pseudo_label``).
 
@@ -308,11 +314,25 @@ def _extract_features(argv: Sequence[str]) -> int:
     return extract_features_main(argv)
 
 
+def _pose(argv: Sequence[str]) -> int:
+    from mgr.data.pose_estimation.run import pose_main
+
+    return pose_main(argv)
+
+
+def _recognize(argv: Sequence[str]) -> int:
+    from mgr.recognize import recognize_main
+
+    return recognize_main(argv)
+
+
 _EXTRA = {
     "check": _check,
     "synth": _synth,
     "detect": _detect,
     "extract-features": _extract_features,
+    "pose": _pose,
+    "recognize": _recognize,
     "prepare": _prepare,
     "fuse": fuse_main,
     "pseudo-label": pseudo_label_main,
@@ -356,6 +376,10 @@ def _run(argv: list[str], from_sys: bool) -> int:
             "[--recognizer REC.ckpt]\n"
             "       mgr extract-features --ckpt REC.ckpt --data CONFIG.yaml --window 16 "
             "--stride 4 --out DIR\n"
+            "       mgr pose VIDEO_OR_FOLDER --det DET.onnx --pose POSE.onnx --out DIR\n"
+            "       mgr recognize VIDEO --ckpt REC.ckpt [--pose DIR] --window 32 --stride 8 "
+            "--out DIR\n"
+            "       mgr detect --ckpt DET.ckpt --video VIDEO --out DIR [--pose DIR]\n"
             "       mgr fuse --preds DIR [DIR ...] --out DIR\n"
             "       mgr pseudo-label --preds DIR --split test --alpha 0.65 --out FILE.json\n\n"
             "Lightning subcommands take every option of LightningCLI "

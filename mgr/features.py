@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ClipWindows",
+    "HeatmapWindows",
     "SequenceSource",
     "SkeletonWindows",
     "WindowTransform",
@@ -74,6 +75,7 @@ __all__ = [
     "step_boundaries",
     "steps_to_frames",
     "window_starts",
+    "window_transform_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -218,17 +220,26 @@ class WindowTransform(Protocol):
 
 
 def _window_records(seq: SequenceRecord, starts: np.ndarray, window: int) -> list:
-    """One unlabelled ``ClipRecord`` per window ``[s, s + window)`` of a sequence."""
+    """One unlabelled ``ClipRecord`` per window ``[s, s + window)`` of a sequence.
+
+    A sequence with its own ``video`` gives the windows' frame range in it; one with no
+    joints (``keypoint (T, 0, C)``, a video-only recognizer's raw video) gives records
+    without keypoints.
+    """
     from mgr.data.readers.common import ClipRecord
 
-    return [
-        ClipRecord(
-            sample_id=f"{seq.video_id}@{s}", label=0, video_id=seq.video_id, start=int(s),
-            end=int(min(s + window, seq.num_frames)) - 1, source=seq.source,
-            keypoint=seq.keypoint[int(s) : int(s) + window],
-        )
-        for s in starts
-    ]  # fmt: skip
+    records = []
+    for s in starts:
+        start, end = int(s), int(min(s + window, seq.num_frames)) - 1
+        records.append(
+            ClipRecord(
+                sample_id=f"{seq.video_id}@{start}", label=0, video_id=seq.video_id,
+                start=start, end=end, source=seq.source,
+                keypoint=seq.keypoint[start : end + 1] if seq.keypoint.shape[1] else None,
+                video=seq.video, video_start=start, video_end=end,
+            )
+        )  # fmt: skip
+    return records
 
 
 class SkeletonWindows:
@@ -241,12 +252,16 @@ class SkeletonWindows:
 
     Args:
         config: the training datamodule's ``transform_config(train=False)``.
+        views: keep the evaluation's test-time views (clips, flips; the batch gets a
+            view axis the recognizer averages over) instead of one view per window.
     """
 
     keys = ("skeleton",)
 
-    def __init__(self, config: SkeletonTransformConfig) -> None:
-        self.config = replace(config, num_clips=1, test_flip=False, flip_prob=0.0)
+    def __init__(self, config: SkeletonTransformConfig, views: bool = False) -> None:
+        self.config = replace(config, flip_prob=0.0)
+        if not views:
+            self.config = replace(self.config, num_clips=1, test_flip=False)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SkeletonWindows:
@@ -273,58 +288,119 @@ class SkeletonWindows:
         return {"kind": "skeleton", **asdict(self.config)}
 
 
+class HeatmapWindows:
+    """Windows as PoseConv3D heatmap volumes, exactly as the recognizer's evaluation clips.
+
+    Each window goes through :class:`~mgr.data.datasets.HeatmapClipDataset` in eval
+    mode with the datamodule's heatmap options (rendered here, never on the device).
+
+    Args:
+        config: the training datamodule's ``transform_config(train=False)``.
+        options: its heatmap options.
+        limbs: joint pairs of the kept joints (limb heatmaps).
+        image_size: ``(H, W)`` of the keypoints' frames (``PoseCompact``'s fallback box);
+            ``None``: the options' ``img_shape``.
+        views: keep the evaluation's test-time views (see :class:`SkeletonWindows`).
+    """
+
+    keys = ("heatmap",)
+
+    def __init__(
+        self,
+        config: SkeletonTransformConfig,
+        options: Any,
+        limbs: Sequence[tuple[int, int]],
+        image_size: tuple[int, int] | None = None,
+        views: bool = False,
+    ) -> None:
+        self.config = replace(config, flip_prob=0.0)
+        if not views:
+            self.config = replace(self.config, num_clips=1, test_flip=False)
+        self.options = replace(options, on_device=False)
+        if image_size is not None:
+            self.options = replace(self.options, img_shape=tuple(image_size))
+        self.limbs = [tuple(e) for e in limbs]
+
+    def __call__(self, seq: SequenceRecord, starts: np.ndarray, window: int) -> dict[str, Tensor]:
+        """``heatmap (B, K, T, H, W)`` (views: ``(B, N, K, T, H, W)``) of the windows."""
+        from mgr.data.datasets import HeatmapClipDataset
+
+        records = _window_records(seq, starts, window)
+        data = HeatmapClipDataset(records, self.config, self.options, self.limbs, train=False)
+        return {"heatmap": torch.stack([data[i]["heatmap"] for i in range(len(records))])}
+
+    def describe(self) -> dict[str, Any]:
+        """The transform config and heatmap options as a dict."""
+        return {"kind": "heatmap", **asdict(self.config), "heatmap": asdict(self.options)}
+
+
 class ClipWindows:
     """Windows as the evaluation clips of any clip datamodule (video, heatmaps, pose, ...).
 
     Each window becomes a :class:`~mgr.data.readers.common.ClipRecord` of the
     sequence, its video is found the way the datamodule finds a clip's video (SMG:
-    the long ``SampleXXXX_color.mp4``), and the datamodule's evaluation
+    the long ``SampleXXXX_color.mp4``), or is the sequence's own ``video`` (a raw
+    video, ``mgr recognize``), and the datamodule's evaluation
     :class:`~mgr.data.datasets.ClipDataset` builds the batch: the same frame
     sampling, crop (saliency boxes from the window's keypoints), resize and
-    normalisation the recognizer was evaluated with. One view per window. Each
-    window decodes its own frames, so this is slower than :class:`SkeletonWindows`.
+    normalisation the recognizer was evaluated with. One view per window unless
+    ``views``. Each window decodes its own frames, so this is slower than
+    :class:`SkeletonWindows`.
 
     Args:
         dm: the recognizer's training datamodule (with ``modalities`` other than
-            skeleton only).
+            skeleton only; video-only datamodules such as MA-52's work on sequences
+            with their own video).
+        image_size: ``(H, W)`` of the pixel space of the sequences' keypoints, when it
+            is not the datamodule's (keypoints estimated on the raw video: its frame
+            size); ``None``: the datamodule's.
+        views: keep the evaluation's test-time views (see :class:`SkeletonWindows`).
     """
 
-    def __init__(self, dm: Any) -> None:
-        if getattr(dm, "layout", None) is None or dm.modalities == ("skeleton",):
+    def __init__(
+        self, dm: Any, image_size: tuple[int, int] | None = None, views: bool = False
+    ) -> None:
+        if dm.modalities == ("skeleton",):
             raise ValueError(
-                f"{type(dm).__name__}: ClipWindows is for multi-modal datamodules with "
-                "skeletons (SMG/iMiGUE with video); use SkeletonWindows for skeletons"
+                f"{type(dm).__name__}: ClipWindows is for multi-modal datamodules "
+                "(SMG/iMiGUE with video, MA-52); use SkeletonWindows for skeletons and "
+                "HeatmapWindows for heatmaps"
             )
         self.dm = dm
         self.keys = tuple(k for k in dm.supplies if k not in ("label", "sample_id"))
-        self.config = replace(
-            dm.transform_config(train=False), num_clips=1, test_flip=False, flip_prob=0.0
-        )
+        self.config = replace(dm.transform_config(train=False), flip_prob=0.0)
+        if not views:
+            self.config = replace(self.config, num_clips=1, test_flip=False)
+        self.image_size = tuple(image_size) if image_size is not None else dm.image_size
+        self.video = dm.video
+        if image_size is not None and self.video is not None:  # keypoints are in video pixels
+            self.video = replace(self.video, keypoint_image_size=None)
 
     def __call__(self, seq: SequenceRecord, starts: np.ndarray, window: int) -> dict[str, Tensor]:
         """The recognizer's batch (``video (B, C, T, H, W)``, ...) of the windows at ``starts``."""
         from mgr.data.datasets import ClipDataset
 
         records = _window_records(seq, starts, window)
-        records = self.dm._attach_videos(records, "test")  # raises naming a missing video
+        if seq.video is None:
+            records = self.dm._attach_videos(records, "test")  # raises naming a missing video
         dm = self.dm
         data = ClipDataset(
             records,
             self.config,
             train=False,
             modalities=dm.modalities,
-            video=dm.video,
-            pixel_channels=dm.pixel_channels,
-            image_size=dm.image_size,
+            video=self.video,
+            pixel_channels=dm.pixel_channels if self.image_size is not None else None,
+            image_size=self.image_size,
             heatmap=dm.heatmap,
-            limbs=dm.layout.limbs,
+            limbs=dm.layout.limbs if dm.layout is not None else (),
         )
         items = [data[i] for i in range(len(records))]
         return {k: torch.stack([it[k] for it in items]) for k in self.keys if k in items[0]}
 
     def describe(self) -> dict[str, Any]:
         """Modalities, video options and the transform config as a dict."""
-        video = asdict(self.dm.video) if self.dm.video is not None else None
+        video = asdict(self.video) if self.video is not None else None
         return {
             "kind": "clip",
             "datamodule": f"{type(self.dm).__module__}.{type(self.dm).__qualname__}",
@@ -332,6 +408,28 @@ class ClipWindows:
             "video": video,
             **asdict(self.config),
         }
+
+
+def window_transform_of(
+    dm: Any, image_size: tuple[int, int] | None = None, views: bool = False
+) -> WindowTransform:
+    """The window transform that builds a recognizer's batches as its datamodule did.
+
+    Skeleton datamodules give :class:`SkeletonWindows`, heatmap ones (``heatmap`` set,
+    skeleton modality only) :class:`HeatmapWindows`, any other :class:`ClipWindows`.
+
+    Args:
+        dm: the recognizer's training datamodule.
+        image_size: ``(H, W)`` of the keypoints' frames when not the datamodule's
+            (see :class:`ClipWindows`).
+        views: keep the evaluation's test-time views.
+    """
+    if dm.modalities == ("skeleton",):
+        config = dm.transform_config(train=False)
+        if getattr(dm, "heatmap", None) is None:
+            return SkeletonWindows(config, views=views)
+        return HeatmapWindows(config, dm.heatmap, dm.layout.limbs, image_size, views=views)
+    return ClipWindows(dm, image_size=image_size, views=views)
 
 
 # ---------------------------------------------------------------------- recognizers
@@ -733,11 +831,7 @@ def extract_features_main(argv: Sequence[str]) -> int:
         dm = datamodule_from_config(config, root=a.root)
     if getattr(dm, "layout", None) is None:
         p.error(f"{type(dm).__name__} has no skeletons and no long sequences (MA-52)")
-    transform: WindowTransform
-    if dm.modalities == ("skeleton",) and getattr(dm, "heatmap", None) is None:
-        transform = SkeletonWindows(dm.transform_config(train=False))
-    else:  # video / heatmap / multi-modal recognizers: the datamodule's clip pipeline
-        transform = ClipWindows(dm)
+    transform = window_transform_of(dm)  # skeleton, heatmap or the datamodule's clip pipeline
     status = extract_features(
         ckpt,
         a.out,

@@ -89,3 +89,24 @@ def mmaction(monkeypatch):
     from tests.openmmlab import import_mmaction
 
     return import_mmaction(monkeypatch)
+
+
+# Tiny ONNX pose models (tests/pose_models.py) for the conftest RGB videos (48x80 frames).
+POSE_FRAME = (48, 80)
+POSE_BOXES = {"main": [22, 4, 58, 46], "other": [0, 10, 16, 40], "not_person": [30, 10, 70, 40]}
+
+
+@pytest.fixture(scope="session")
+def pose_onnx(tmp_path_factory) -> dict[str, Path]:
+    """``det``: persons ``main`` (0.9) and ``other`` (0.8) and a non-person (label 1);
+    ``blind``: a detector that finds nobody; ``pose``: the whole-body template model."""
+    pytest.importorskip("onnxruntime")
+    from tests.pose_models import export_detector, export_template_pose
+
+    d = tmp_path_factory.mktemp("pose_onnx")
+    boxes = [POSE_BOXES[k] for k in ("main", "other", "not_person")]
+    return {
+        "det": export_detector(d / "det.onnx", boxes, POSE_FRAME, [0.9, 0.8, 0.95], [0, 0, 1]),
+        "blind": export_detector(d / "blind.onnx", boxes[:1], POSE_FRAME, [0.01]),
+        "pose": export_template_pose(d / "pose.onnx"),
+    }

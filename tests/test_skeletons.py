@@ -7,7 +7,9 @@ import pytest
 
 from mgr.skeletons import (
     COCO_17,
+    COCO_WHOLEBODY_133,
     IMIGUE_LIGHT_HAND_35,
+    IMIGUE_LIGHT_HAND_35_FROM_137,
     IMIGUE_MIGA_22,
     KINECT_V2_25,
     LAYOUTS,
@@ -16,7 +18,9 @@ from mgr.skeletons import (
     OPENPOSE_137,
     OPENPOSE_BODY_25,
     SkeletonLayout,
+    derive_flip_pairs,
     get_layout,
+    openpose_137_from_coco_wholebody,
 )
 
 
@@ -82,6 +86,7 @@ EXPECTED_SIZES = {
     "mmgesture_36": 36,
     "openpose_68": 68,
     "coco_17": 17,
+    "coco_wholebody_133": 133,
 }
 # Layouts documented as not connected: none.
 DISCONNECTED: set[str] = set()
@@ -358,3 +363,106 @@ def test_lookup_errors() -> None:
     with pytest.raises(KeyError, match="RShoulder"):
         OPENPOSE_BODY_25.index("Shoulder")
     assert OPENPOSE_BODY_25.index("LWrist") == 7
+
+
+# --- COCO-WholeBody 133 ------------------------------------------------------
+
+# mmpose configs/_base_/datasets/coco_wholebody.py, written out: flip partners of the
+# body, feet and hands (0-based), and the face's by its 300-W numbering.
+MMPOSE_WB_BODY_FEET_FLIPS = [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14),
+                             (15, 16), (17, 20), (18, 21), (19, 22)]  # fmt: skip
+FACE_300W_FLIPS = [(k, 16 - k) for k in range(8)] + [(17 + k, 26 - k) for k in range(5)]
+FACE_300W_FLIPS += [(31, 35), (32, 34), (36, 45), (37, 44), (38, 43), (39, 42), (40, 47),
+                    (41, 46), (48, 54), (49, 53), (50, 52), (55, 59), (56, 58), (60, 64),
+                    (61, 63), (65, 67)]  # fmt: skip
+
+
+def test_wholebody_flip_pairs_are_mmposes() -> None:
+    expected = {frozenset(p) for p in MMPOSE_WB_BODY_FEET_FLIPS}
+    expected |= {frozenset((23 + a, 23 + b)) for a, b in FACE_300W_FLIPS}
+    expected |= {frozenset((91 + k, 112 + k)) for k in range(21)}
+    assert {frozenset(p) for p in COCO_WHOLEBODY_133.flip_pairs} == expected
+    assert COCO_WHOLEBODY_133.joints[:17] == COCO_17.joints
+    assert COCO_WHOLEBODY_133.joints[91] == "left_hand_root"
+    assert COCO_WHOLEBODY_133.joints[132] == "right_pinky_finger4"
+
+
+def test_derive_flip_pairs() -> None:
+    assert derive_flip_pairs(["nose", "left_eye", "right_eye"]) == ((1, 2),)
+    assert derive_flip_pairs(COCO_17.joints) == COCO_17.flip_pairs
+    with pytest.raises(ValueError, match=r"left_toe.*no mirror joint 'right_toe'"):
+        derive_flip_pairs(["left_toe", "nose"])
+
+
+def _wholebody_case() -> np.ndarray:
+    """Joint k at (k, 1000 + k) with score 0.5 + k / 1000: every value names its joint."""
+    k = np.arange(133, dtype=np.float32)
+    return np.stack([k, 1000 + k, 0.5 + k / 1000], -1)
+
+
+def test_openpose_137_mapping_by_hand() -> None:
+    wb = _wholebody_case()
+    op = openpose_137_from_coco_wholebody(wb)
+    assert op.shape == (137, 3) and op.dtype == np.float32
+
+    def point(k: int) -> list[float]:
+        return [k, 1000 + k, 0.5 + k / 1000]
+
+    # BODY_25 by name (COCO: 5/6 shoulders, 9/10 wrists, 11/12 hips, 17-22 feet).
+    np.testing.assert_allclose(op[0], point(0))  # Nose
+    np.testing.assert_allclose(op[2], point(6))  # RShoulder <- right_shoulder
+    np.testing.assert_allclose(op[7], point(9))  # LWrist <- left_wrist
+    np.testing.assert_allclose(op[9], point(12))  # RHip
+    np.testing.assert_allclose(op[15], point(2))  # REye
+    np.testing.assert_allclose(op[18], point(3))  # LEar
+    np.testing.assert_allclose(op[19], point(17))  # LBigToe
+    np.testing.assert_allclose(op[24], point(22))  # RHeel
+    # Neck and MidHip: midpoints, the smaller score.
+    np.testing.assert_allclose(op[1], [5.5, 1005.5, 0.505], rtol=1e-6)
+    np.testing.assert_allclose(op[8], [11.5, 1011.5, 0.511], rtol=1e-6)
+    # Face: same order; pupils = eye-contour centres (face 36-41 -> 23+36.. = 59..64).
+    np.testing.assert_allclose(op[25], point(23))
+    np.testing.assert_allclose(op[25 + 67], point(90))
+    np.testing.assert_allclose(op[25 + 68], [61.5, 1061.5, 0.559], rtol=1e-6)
+    np.testing.assert_allclose(op[25 + 69], [67.5, 1067.5, 0.565], rtol=1e-6)
+    # Hands: left 91-111 -> 95-115, right 112-132 -> 116-136.
+    np.testing.assert_allclose(op[95], point(91))
+    np.testing.assert_allclose(op[115], point(111))
+    np.testing.assert_allclose(op[116], point(112))
+    np.testing.assert_allclose(op[136], point(132))
+
+
+def test_openpose_137_mapping_missing_points() -> None:
+    wb = np.stack([_wholebody_case()] * 2)  # (2, 133, 3): any leading axes
+    wb[0, 6] = 0  # right shoulder not detected -> no neck
+    wb[1, 23 + 38, 2] = 0.1  # an eye point below min_score -> no right pupil
+    op = openpose_137_from_coco_wholebody(wb, min_score=0.3)
+    assert op.shape == (2, 137, 3)
+    np.testing.assert_array_equal(op[0, 1], 0)
+    np.testing.assert_array_equal(op[0, 2], 0)
+    assert op[1, 1, 2] > 0
+    np.testing.assert_array_equal(op[1, 25 + 68], 0)
+    np.testing.assert_array_equal(op[1, 25 + 38], 0)
+    assert op[1, 25 + 69, 2] > 0
+    with pytest.raises(ValueError, match=r"\(\.\.\., 133, 3\)"):
+        openpose_137_from_coco_wholebody(np.zeros((137, 3)))
+
+
+def test_openpose_137_mapping_commutes_with_mirroring() -> None:
+    # Mirroring the person then converting = converting then mirroring: the two
+    # layouts' flip tables and the mapping agree on every side.
+    rng = np.random.default_rng(0)
+    wb = np.concatenate([rng.uniform(0, 100, (5, 133, 2)), rng.uniform(0.2, 1, (5, 133, 1))], -1)
+    wb = wb.astype(np.float32)
+    mirror_wb = wb[:, list(COCO_WHOLEBODY_133.flip_permutation())]
+    mirror_op = openpose_137_from_coco_wholebody(wb)[:, list(OPENPOSE_137.flip_permutation())]
+    np.testing.assert_allclose(openpose_137_from_coco_wholebody(mirror_wb), mirror_op, rtol=1e-6)
+
+
+def test_light_hand_35_from_137_takes_fingertips() -> None:
+    names = [OPENPOSE_137.joints[i] for i in IMIGUE_LIGHT_HAND_35_FROM_137]
+    assert names[:25] == list(OPENPOSE_BODY_25.joints)
+    assert names[25:] == [f"RHand{f}4" for f in ("Thumb", "Index", "Middle", "Ring", "Pinky")] + [
+        f"LHand{f}4" for f in ("Thumb", "Index", "Middle", "Ring", "Pinky")
+    ]
+    assert IMIGUE_LIGHT_HAND_35.joints[25] == "RightFinger1"

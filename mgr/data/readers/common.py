@@ -99,6 +99,9 @@ class SequenceRecord:
         labels: ``(G,)`` int64 0-based class ids.
         source: path of the keypoint file.
         subject: subject id, if known.
+        video: the sequence's own video file, whose frame ``t`` is keypoint row ``t``
+            (a raw video with estimated keypoints, ``mgr recognize``); ``None``: the
+            release's videos are found by name.
     """
 
     video_id: str
@@ -107,6 +110,7 @@ class SequenceRecord:
     labels: np.ndarray
     source: str
     subject: int | None = None
+    video: str | None = None
 
     @property
     def num_frames(self) -> int:
