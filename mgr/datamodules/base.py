@@ -30,6 +30,7 @@ from mgr.data.fgtext import FGTextTable, read_fgtext_csv
 from mgr.data.readers.common import ClipRecord
 from mgr.data.readers.media import index_media, media_num_frames
 from mgr.data.samplers import SqrtBalancedSampler, repeat_indices, repetition_factors
+from mgr.data.transforms.video import finish_video_batch
 from mgr.pseudo_label import load_pseudo_labels
 from mgr.skeletons import SkeletonLayout, get_layout
 
@@ -596,7 +597,12 @@ class MicroGestureDataModule(LightningDataModule):
         self.datasets[split].texts = table
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
-        """Render heatmaps on the device when ``heatmap.on_device`` is set."""
+        """Finish the batch on the device: float video, and heatmaps with ``heatmap.on_device``.
+
+        Loaders ship ``video`` as uint8 with a per-sample recipe; its normalisation
+        (or Taylor video) and flips run here (:func:`finish_video_batch`).
+        """
+        batch = finish_video_batch(batch)
         if self.heatmap is None or "pose_keypoint" not in batch:
             return batch
         kp, score = batch.pop("pose_keypoint"), batch.pop("pose_score")  # (B, N, M, T, V, 2)
