@@ -7,6 +7,8 @@ import pytest
 
 from mgr.data.transforms.pose import flip_skeleton, normalize_skeleton, uniform_sample_indices
 
+from .mmaction2_sampling import MMACTION2_TEST_INDICES
+
 # ------------------------------------------------------------------ reference sampler
 
 
@@ -388,3 +390,22 @@ def test_flip_is_an_involution():
     # x negated and joints swapped, nothing else
     np.testing.assert_array_equal(once[:, 1, 0], -kp[:, 3, 0])
     np.testing.assert_array_equal(once[:, 1, 1:], kp[:, 3, 1:])
+
+
+# ------------------------------------------------------------------ mmaction2's own indices
+
+
+@pytest.mark.parametrize("case", sorted(MMACTION2_TEST_INDICES))
+def test_uniform_sample_test_mode_is_index_identical_to_mmaction2(case):
+    """Every test view of mmaction2's UniformSampleFrames (seed 255), as it printed them."""
+    num_frames, clip_len, num_clips = case
+    got = uniform_sample_indices(num_frames, clip_len, num_clips=num_clips, test_mode=True)
+    np.testing.assert_array_equal(got, MMACTION2_TEST_INDICES[case])
+
+
+def test_uniform_sample_test_mode_leaves_numpy_global_state_alone():
+    np.random.seed(7)  # noqa: NPY002 (the global state is the point)
+    want = np.random.random()  # noqa: NPY002
+    np.random.seed(7)  # noqa: NPY002 (the global state is the point)
+    uniform_sample_indices(100, 48, num_clips=3, test_mode=True)
+    assert np.random.random() == want  # noqa: NPY002
