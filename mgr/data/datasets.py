@@ -417,6 +417,11 @@ class VideoOptions:
         std: per-channel standard deviation.
         taylor_order: highest order of the Taylor expansion (``"taylor"`` only).
         taylor_window: window of the Taylor expansion, in sampled frames.
+        backend: video decoder: ``"pyav"`` (bundled FFmpeg), ``"torchcodec"`` (the
+            system's FFmpeg libraries) or ``"auto"`` (torchcodec when it loads, else
+            PyAV); all return the same frames.
+        decode_threads: FFmpeg threads per decode; ``None``: 1 in DataLoader workers
+            (the workers are the parallelism), FFmpeg's choice in the main process.
     """
 
     root: str | None = None
@@ -431,8 +436,12 @@ class VideoOptions:
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
     taylor_order: int = 2
     taylor_window: int = 4
+    backend: Literal["auto", "pyav", "torchcodec"] = "auto"
+    decode_threads: int | None = None
 
     def __post_init__(self) -> None:
+        if self.backend not in ("auto", "pyav", "torchcodec"):
+            raise ValueError(f"video backend must be auto/pyav/torchcodec, got {self.backend!r}")
         if self.modality not in ("rgb", "taylor", "flow", "depth"):
             raise ValueError(f"video modality must be rgb/taylor/flow/depth, got {self.modality!r}")
         if self.crop not in ("saliency", "center"):
@@ -672,8 +681,9 @@ class ClipDataset(SkeletonClipDataset):
         """Frames ``(N*T', C, H, W)`` at the views' positions, in the file's dtype."""
         start, frames = self._video_range(rec)
         vidx = start + align_indices(idx.reshape(-1), length, frames)
-        raw = torch.from_numpy(np.ascontiguousarray(read_media_frames(rec.video, vidx)))
-        return raw.permute(0, 3, 1, 2)
+        opt = self.video
+        frames = read_media_frames(rec.video, vidx, backend=opt.backend, threads=opt.decode_threads)
+        return torch.from_numpy(frames).permute(0, 3, 1, 2)  # a view: channels-last memory
 
     def _crop_box(
         self, rec: ClipRecord, size: Sequence[int], rng: np.random.Generator | None

@@ -78,9 +78,13 @@ def _resize_to(video: Tensor, size: tuple[int, int]) -> Tensor:
     """Bilinear resize (antialiased when shrinking) of every frame to ``size = (h, w)``."""
     if tuple(video.shape[-2:]) == size:
         return video.clone()
+    if video.dtype == torch.uint8 and video.device.type == "cpu":
+        # torch's native uint8 kernel (fixed-point weights, SIMD; fastest on channels-last
+        # memory, which decoded frames have): about 9x faster than going through float, and
+        # within one grey level of it.
+        return F.interpolate(video, size=size, mode="bilinear", align_corners=False, antialias=True)
     if video.dtype == torch.uint8:
-        # Interpolate in float and round: the same result on CPU and CUDA (the uint8 kernels
-        # exist on CPU only).
+        # Elsewhere (CUDA has no uint8 kernel): interpolate in float and round.
         out = F.interpolate(
             video.float(), size=size, mode="bilinear", align_corners=False, antialias=True
         )
