@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -53,9 +54,29 @@ def uniform_sample_indices(
         raise ValueError(f"cannot sample from a clip with {num_frames} frames")
     if clip_len <= 0 or num_clips <= 0:
         raise ValueError(f"clip_len and num_clips must be positive, got {clip_len}, {num_clips}")
+    if test_mode:  # deterministic: computed once per (T, clip_len, num_clips, seed)
+        return _test_indices(int(num_frames), int(clip_len), int(num_clips), int(seed)).copy()
+    return _sample(num_frames, clip_len, num_clips, rng)
+
+
+@functools.lru_cache(maxsize=4096)
+def _test_indices(num_frames: int, clip_len: int, num_clips: int, seed: int) -> np.ndarray:
+    # Seeding a RandomState costs more than the sampling itself: evaluation reuses these.
+    return _sample(num_frames, clip_len, num_clips, None, seed)
+
+
+def _sample(
+    num_frames: int,
+    clip_len: int,
+    num_clips: int,
+    rng: np.random.Generator | None,
+    test_seed: int | None = None,
+) -> np.ndarray:
+    """``UniformSampleFrames``: training with ``rng``, or the test rule with ``test_seed``."""
+    test_mode = test_seed is not None
     gen: np.random.Generator | np.random.RandomState
     if test_mode:
-        gen = np.random.RandomState(seed)
+        gen = np.random.RandomState(test_seed)
         randint = gen.randint  # randint(high) draws from [0, high), elementwise for arrays
     else:
         gen = rng if rng is not None else np.random.default_rng()
