@@ -36,20 +36,20 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from mgr.data.datasets import HeatmapClipDataset, HeatmapOptions, SkeletonTransformConfig  # noqa: E402
-from mgr.data.readers.posec3d import (  # noqa: E402
+from mgr.data.datasets import HeatmapClipDataset, HeatmapOptions, SkeletonTransformConfig
+from mgr.data.readers.posec3d import (
     PoseAnnotation,
     annotations_to_records,
     read_posec3d_pickle,
     write_posec3d_pickle,
 )
-from mgr.skeletons import COCO_17  # noqa: E402
+from mgr.skeletons import COCO_17
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mmaction_compat import import_mmaction  # noqa: E402
+from mmaction_compat import import_mmaction
 
 IMG = (1080, 1920)
 LEFT = [1, 3, 5, 7, 9, 11, 13, 15]
@@ -72,7 +72,7 @@ def annotations(n: int, seed: int = 0) -> list[PoseAnnotation]:
             PoseAnnotation(
                 frame_dir=f"clip_{i}", label=i % 5, keypoint=kp, keypoint_score=score,
                 img_shape=IMG, original_shape=IMG, total_frames=t,
-            )  # fmt: skip
+            )
         )
     return out
 

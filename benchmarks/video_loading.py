@@ -47,19 +47,19 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import av  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import av
+import numpy as np
+import torch
 
-from mgr.data.cache import VideoCacheOptions, prepared_clip_path, write_video_cache  # noqa: E402
-from mgr.data.datasets import ClipDataset, SkeletonTransformConfig, VideoOptions  # noqa: E402
-from mgr.data.readers import video as video_module  # noqa: E402
-from mgr.data.readers.common import ClipRecord  # noqa: E402
-from mgr.data.readers.video import torchcodec_available, write_video  # noqa: E402
-from mgr.data.transforms.pose import uniform_sample_indices  # noqa: E402
+from mgr.data.cache import VideoCacheOptions, prepared_clip_path, write_video_cache
+from mgr.data.datasets import ClipDataset, SkeletonTransformConfig, VideoOptions
+from mgr.data.readers import video as video_module
+from mgr.data.readers.common import ClipRecord
+from mgr.data.readers.video import torchcodec_available, write_video
+from mgr.data.transforms.pose import uniform_sample_indices
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mmaction_compat import import_mmaction  # noqa: E402
+from mmaction_compat import import_mmaction
 
 NUM_FRAMES, FPS, SIZE = 90, 30.0, 224
 RESOLUTIONS = {"720p": (720, 1280), "1080p": (1080, 1920)}
