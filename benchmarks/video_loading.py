@@ -71,9 +71,10 @@ def synth_clip(height: int, width: int, seed: int) -> np.ndarray:
     """``(90, H, W, 3)`` uint8: a textured, slowly panning background, moving blobs, noise."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = np.stack(
-        [xx / width, yy / height, 0.5 + 0.5 * np.sin(xx / 37.0) * np.cos(yy / 23.0)], -1
-    ) * 200
+    base = (
+        np.stack([xx / width, yy / height, 0.5 + 0.5 * np.sin(xx / 37.0) * np.cos(yy / 23.0)], -1)
+        * 200
+    )
     texture = rng.normal(0, 12, (height, width + 3 * NUM_FRAMES, 3)).astype(np.float32)
     out = np.empty((NUM_FRAMES, height, width, 3), np.uint8)
     radius2 = (0.08 * height) ** 2
@@ -186,6 +187,31 @@ def mgr_pipeline(backend: str, cached: str | None = None) -> Callable[[Case], np
     return run
 
 
+def old_mgr_pipeline(uint8_resize: bool) -> Callable[[Case], np.ndarray]:
+    """mgr before this benchmark existed (test mode): for the ablation rows.
+
+    ``read_frames`` (one seek, then every frame to the last wanted one, FFmpeg's default
+    threads), the centre square resized through float32, normalised in the worker
+    (``uint8_resize``: the same decode, the uint8 resize, normalisation left to the device).
+    """
+    import torch.nn.functional as F
+
+    from mgr.data.readers.video import read_frames
+    from mgr.data.transforms.video import normalize
+
+    def run(case: Case) -> np.ndarray:
+        frames = torch.from_numpy(read_frames(case.path, case.indices.tolist())).permute(0, 3, 1, 2)
+        h, w = frames.shape[-2:]
+        side = min(h, w)
+        square = frames[..., (h - side) // 2 : (h + side) // 2, (w - side) // 2 : (w + side) // 2]
+        if uint8_resize:
+            return F.interpolate(square, size=(SIZE, SIZE), mode="bilinear", antialias=True)
+        out = F.interpolate(square.float(), size=(SIZE, SIZE), mode="bilinear", antialias=True)
+        return normalize(out.round_().clamp_(0, 255).to(torch.uint8)).numpy()
+
+    return run
+
+
 def mm_pipeline(mm, decoder: str) -> Callable[[Case], np.ndarray]:
     if decoder == "pyav":
         init, decode = mm.PyAVInit(), mm.PyAVDecode()
@@ -224,6 +250,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="720p, 8 frames only")
     parser.add_argument("--workdir", default=None, help="keep the clips here between runs")
+    parser.add_argument(
+        "--ablation", action="store_true", help="also time mgr's old path, step by step (test)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     try:  # mmaction2 resizes with OpenCV, which would otherwise use every core
@@ -266,6 +295,9 @@ def main() -> None:
             pipelines["mm decord"] = mm_pipeline(mm, "decord")
         except ImportError:
             pass
+    if args.ablation:
+        pipelines["old mgr"] = old_mgr_pipeline(uint8_resize=False)
+        pipelines["old+u8"] = old_mgr_pipeline(uint8_resize=True)
     pipelines["mgr cache mp4"] = mgr_pipeline("pyav", cached="mp4")
     pipelines["mgr cache npy"] = mgr_pipeline("pyav", cached="npy")
 
@@ -274,7 +306,7 @@ def main() -> None:
         for res in resolutions
         for gop in GOPS
         for length in lengths
-        for train in (False, True)
+        for train in ((False,) if args.ablation else (False, True))
     ]
     cpu: dict[tuple, dict[str, list[float]]] = {r: {k: [] for k in pipelines} for r in rows}
     wall: dict[tuple, dict[str, list[float]]] = {r: {k: [] for k in pipelines} for r in rows}
@@ -314,6 +346,9 @@ def report(rows, pipelines, cpu, wall, same_frames, sizes, elapsed, args) -> Non
     names = [n for n in pipelines if n != "floor"]
     mm_names = [n for n in names if n.startswith("mm ")]
     mgr_raw = [n for n in names if n.startswith("mgr ") and "cache" not in n]
+    names = [n for n in names if not n.startswith("old")] + [
+        n for n in names if n.startswith("old")
+    ]
     print(
         f"\ntorch {torch.__version__}, PyAV {av.__version__}, torchcodec "
         f"{'yes' if torchcodec_available() else 'no'}, mmaction2 {'yes' if mm_names else 'no'}; "
