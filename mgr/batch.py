@@ -8,7 +8,12 @@ an error at setup. Shapes:
 * ``skeleton``: ``(B, C, T, V, M)`` float: channels (e.g. x, y, confidence),
   frames, joints, persons.
 * ``heatmap``: ``(B, K, T, H, W)`` float: one channel per joint or limb.
-* ``video``: ``(B, C, T, H, W)`` float.
+* ``video``: ``(B, C, T, H, W)`` float as a model sees it. Loaders ship it as
+  uint8 (a quarter of the bytes through worker queues and host-to-device copies)
+  with a per-sample recipe (``video_flip``, ``video_mean``/``video_std`` or
+  ``video_taylor``); the datamodule's ``on_after_batch_transfer`` normalises and
+  flips it on the device (:func:`mgr.data.transforms.video.finish_video_batch`),
+  and a Recognizer does the same to a uint8 batch handed to it directly.
 * ``label``: ``(B,)`` int64, 0-based class ids (``-1`` where unknown, e.g. a test set).
 * ``sample_id``: list of ``B`` str.
 * ``fg_text``: list of ``B`` str: each clip's FG-Text sentence (FG-SGL,

@@ -14,7 +14,8 @@ Lightning runs:
   would and list every bad file (``mgr.check``); ``mgr fit --check_data true`` runs it first.
 * ``mgr prepare --dataset imigue --root RAW --out CACHE``: parse a raw release once
   into a fast cache (``cache_dir`` of the DataModules), or, with
-  ``--format posec3d``, into PoseC3D/pyskl pickles.
+  ``--format posec3d``, into PoseC3D/pyskl pickles; ``--video`` also stores every
+  clip's RGB frames small and quick to read (:func:`mgr.data.cache.write_video_cache`).
 * ``mgr detect --ckpt DET.ckpt --input SampleXXXX --out preds.csv [--recognizer REC.ckpt]``:
   online detection in one untrimmed sequence (``mgr.detect``).
 * ``mgr extract-features --ckpt REC.ckpt --data CONFIG.yaml --window 16 --stride 4 --out DIR``:
@@ -267,8 +268,23 @@ def _prepare(argv: Sequence[str]) -> int:
     p.add_argument("--smg-split", choices=["miga", "official"], default="miga")
     p.add_argument("--coords", choices=["world", "pixel"], default="world")
     p.add_argument("--on-bad-sample", choices=["raise", "skip"], default="raise")
+    p.add_argument(
+        "--video",
+        action="store_true",
+        help="also store every clip's RGB frames once, small and quick to read, under "
+        "OUT/video/ (read in place of the raw videos by datamodules with cache_dir OUT)",
+    )
+    p.add_argument("--video-root", default=None, help="folder of the RGB clips (default: --root)")
+    p.add_argument("--video-short-side", type=int, default=256)
+    p.add_argument("--video-format", choices=["mp4", "npy"], default="mp4")
+    p.add_argument("--video-gop", type=int, default=1, help="keyframe interval of mp4 clips")
     a = p.parse_args(argv)
     common = {"root": a.root, "on_bad_sample": a.on_bad_sample}
+    if a.video:
+        from mgr.data.datasets import VideoOptions
+
+        common["modalities"] = ["video"]
+        common["video"] = VideoOptions(root=a.video_root)
     if a.dataset == "imigue":
         dm = IMiGUEDataModule(
             split_scheme=a.split_scheme, subject_map=a.subject_map, source=a.source, **common
@@ -280,6 +296,8 @@ def _prepare(argv: Sequence[str]) -> int:
     if a.format == "npz":
         out = dm.write_cache(a.out, a.splits)
         print(f"cache of {a.dataset} ({', '.join(a.splits)}) written to {out}")
+        if a.video:
+            _prepare_video(dm, a)
         return 0
     if dm.image_size is None:
         p.error(f"--format posec3d needs pixel keypoints ({a.dataset}: use --coords pixel)")
@@ -294,6 +312,25 @@ def _prepare(argv: Sequence[str]) -> int:
         write_posec3d_pickle(path, annotations, splits={split: [r.sample_id for r in records]})
         print(f"{split}: {len(records)} clips -> {path}")
     return 0
+
+
+def _prepare_video(dm: Any, a: argparse.Namespace) -> None:
+    from mgr.data.cache import VideoCacheOptions, write_video_cache
+
+    try:
+        options = VideoCacheOptions(
+            short_side=a.video_short_side, format=a.video_format, gop=a.video_gop
+        )
+    except ValueError as err:
+        raise UserError(f"mgr prepare --video: {err}") from err
+    for split in a.splits:
+        try:
+            records = dm._get_records(split)
+        except FileNotFoundError as err:
+            print(f"{split}: no videos prepared ({err})")
+            continue
+        written, skipped = write_video_cache(a.out, records, options, progress=True)
+        print(f"{split}: {written} clips prepared, {skipped} already there -> {a.out}/video")
 
 
 def _detect(argv: Sequence[str]) -> int:

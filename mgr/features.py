@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mgr.data.transforms.video import VIDEO_RECIPE_KEYS, finish_video_batch
 from mgr.fileio import atomic_write, write_json
 
 if TYPE_CHECKING:
@@ -396,7 +397,9 @@ class ClipWindows:
             limbs=dm.layout.limbs if dm.layout is not None else (),
         )
         items = [data[i] for i in range(len(records))]
-        return {k: torch.stack([it[k] for it in items]) for k in self.keys if k in items[0]}
+        keys = [k for k in (*self.keys, *VIDEO_RECIPE_KEYS) if k in items[0]]
+        # uint8 video + recipe -> the float input the recognizer was evaluated on.
+        return finish_video_batch({k: torch.stack([it[k] for it in items]) for k in keys})
 
     def describe(self) -> dict[str, Any]:
         """Modalities, video options and the transform config as a dict."""

@@ -20,14 +20,25 @@ only once its file is complete: an interrupted ``mgr prepare`` leaves a cache wh
 listed splits are all valid; the rest are parsed from the release again.
 
 Loading is one ``np.load`` per split (no pickle, so caches are safe to share).
+
+``mgr prepare --video`` also stores every clip's frames once, small (short side 256 by
+default) and quick to read, under ``video/`` (:func:`write_video_cache`): re-encoded
+H.264 with a keyframe on every frame (a sampled frame costs one small intra decode) or raw
+uint8 arrays. Datamodules whose ``cache_dir`` holds them read them in place of the raw
+videos (:func:`find_prepared_clip`), clip by clip, and read the raw file for any clip not
+prepared. A prepared clip differs from the raw path's output only by resampling twice
+(to the short side, then the crop to the model size): a few grey levels, see
+``benchmarks/video_loading.py``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -35,7 +46,17 @@ from mgr.fileio import atomic_write, write_json
 
 from .readers.common import ClipRecord, DataFormatError, PathLike
 
-__all__ = ["CACHE_VERSION", "cache_signature_matches", "read_cache", "write_cache"]
+__all__ = [
+    "CACHE_VERSION",
+    "VideoCacheOptions",
+    "cache_signature_matches",
+    "find_prepared_clip",
+    "prepared_clip_path",
+    "read_cache",
+    "read_video_cache_options",
+    "write_cache",
+    "write_video_cache",
+]
 
 CACHE_VERSION = 1
 _META = "cache.json"
@@ -144,3 +165,148 @@ def read_cache(cache: PathLike, split: str) -> list[ClipRecord]:
         kp = keypoint[lo:hi] if keypoint.size else None
         records.append(ClipRecord(keypoint=kp, **fields))
     return records
+
+
+# ---------------------------------------------------------------------- prepared clips
+@dataclass(frozen=True)
+class VideoCacheOptions:
+    """How ``mgr prepare --video`` stores each clip (``<cache>/video/``).
+
+    Attributes:
+        short_side: frames are resized (bilinear, antialiased, aspect kept) so that
+            their short side has this many pixels; 256 serves the configs' 224 crops
+            (centre, random-resized). Saliency crops of a small person box need more:
+            use about ``2 * size / box_fraction`` (e.g. 512) to keep the box's pixels.
+        format: ``"mp4"``: H.264 re-encoded with a keyframe every ``gop`` frames;
+            ``"npy"``: raw uint8 ``(T, H, W, 3)`` arrays, memory-mapped (no decoding,
+            about 20x the bytes).
+        gop: keyframe interval of ``"mp4"`` (1: every frame is a keyframe, so a
+            sampled frame costs the decode of one frame).
+        crf: libx264 quality of ``"mp4"`` (18: visually lossless).
+    """
+
+    short_side: int = 256
+    format: Literal["mp4", "npy"] = "mp4"
+    gop: int = 1
+    crf: int = 18
+
+    def __post_init__(self) -> None:
+        if self.format not in ("mp4", "npy"):
+            raise ValueError(f"video cache format must be 'mp4' or 'npy', got {self.format!r}")
+        if self.short_side < 2 or self.gop < 1:
+            raise ValueError(f"need short_side >= 2 and gop >= 1, got {self}")
+
+
+VIDEO_CACHE_DIR = "video"
+_VIDEO_META = "options.json"
+
+
+def prepared_clip_path(cache: PathLike, rec: ClipRecord, options: VideoCacheOptions) -> Path:
+    """Where the prepared copy of ``rec``'s video range lives (whether or not it exists).
+
+    The name carries a hash of the options, the source file (path, size, mtime) and the
+    clip's frame range, so a change of any of them points elsewhere: a stale copy is never
+    read, and preparing again only writes what is missing.
+    """
+    if rec.video is None:
+        raise ValueError(f"clip {rec.sample_id} has no video to prepare")
+    src = Path(rec.video)
+    stat = src.stat()
+    key = json.dumps(
+        [asdict(options), str(src.resolve()), stat.st_size, stat.st_mtime_ns,
+         rec.video_start, rec.video_end]
+    )  # fmt: skip
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    return Path(cache) / VIDEO_CACHE_DIR / f"{rec.sample_id}-{digest}.{options.format}"
+
+
+def read_video_cache_options(cache: PathLike) -> VideoCacheOptions | None:
+    """The options a cache's prepared clips were written with (``None``: no prepared clips)."""
+    meta = Path(cache) / VIDEO_CACHE_DIR / _VIDEO_META
+    if not meta.is_file():
+        return None
+    return VideoCacheOptions(**json.loads(meta.read_text()))
+
+
+def find_prepared_clip(cache: PathLike, rec: ClipRecord) -> Path | None:
+    """The prepared copy of ``rec``'s clip in ``cache``, or ``None`` (read the raw file)."""
+    options = read_video_cache_options(cache)
+    if options is None or rec.video is None or not Path(rec.video).is_file():
+        return None
+    path = prepared_clip_path(cache, rec, options)
+    return path if path.is_file() else None
+
+
+def prepare_clip(rec: ClipRecord, out: Path, options: VideoCacheOptions) -> None:
+    """Write one clip's frames (its video range) at ``options.short_side``, atomically."""
+    import torch
+
+    from .readers.video import decode_frames, probe_video, write_video
+    from .transforms.video import resize
+
+    src = Path(rec.video)
+    end = rec.video_end if rec.video_end is not None else probe_video(src).num_frames - 1
+    indices = list(range(rec.video_start, end + 1))
+    chunks = []
+    for lo in range(0, len(indices), 64):  # bounded memory on long clips
+        frames = torch.from_numpy(decode_frames(src, indices[lo : lo + 64])).permute(0, 3, 1, 2)
+        small = resize(frames, options.short_side)
+        if options.format == "mp4":  # yuv420p needs even sides
+            small = small[..., : small.shape[-2] // 2 * 2, : small.shape[-1] // 2 * 2]
+        chunks.append(small.permute(0, 2, 3, 1).contiguous().numpy())
+    clip = np.concatenate(chunks)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
+    try:
+        if options.format == "npy":
+            np.save(tmp, clip)
+        else:
+            fps = probe_video(src).fps or 30.0
+            write_video(tmp, clip, fps=fps, crf=options.crf, gop=options.gop)
+        tmp.replace(out)  # a reader never sees a half-written file
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_video_cache(
+    cache: PathLike,
+    records: Sequence[ClipRecord],
+    options: VideoCacheOptions,
+    *,
+    progress: bool = False,
+) -> tuple[int, int]:
+    """Prepare every clip's video once (``mgr prepare --video``); resumable.
+
+    Clips already prepared with the same options and source are skipped; a change of
+    options starts a new set of files (the old ones are deleted).
+
+    Args:
+        cache: the cache folder (``cache_dir`` of the datamodules).
+        records: clips with their ``video`` attached.
+        options: size and format.
+        progress: show a progress bar.
+
+    Returns:
+        ``(written, skipped)`` clip counts.
+    """
+    folder = Path(cache) / VIDEO_CACHE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    old = read_video_cache_options(cache)
+    if old is not None and old != options:  # other options: every stored clip is stale
+        for stale in folder.glob(f"*.{old.format}"):
+            stale.unlink()
+    meta = folder / _VIDEO_META
+    tmp_meta = folder / f".{_VIDEO_META}.tmp"
+    tmp_meta.write_text(json.dumps(asdict(options)))
+    tmp_meta.replace(meta)
+    from tqdm.auto import tqdm
+
+    written = skipped = 0
+    for rec in tqdm(records, desc="prepare --video", unit="clip", disable=not progress):
+        out = prepared_clip_path(cache, rec, options)
+        if out.is_file():
+            skipped += 1
+            continue
+        prepare_clip(rec, out, options)
+        written += 1
+    return written, skipped

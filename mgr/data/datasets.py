@@ -27,10 +27,9 @@ from .transforms.posec3d import (
     short_side_shape,
 )
 from .transforms.video import crop as crop_video
-from .transforms.video import hflip, saliency_crop_box, taylor_video
-from .transforms.video import normalize as normalize_video
 from .transforms.video import random_resized_crop_box as random_resized_crop_box_video
 from .transforms.video import resize as resize_video
+from .transforms.video import saliency_crop_box
 
 __all__ = [
     "ClipDataset",
@@ -214,6 +213,12 @@ class HeatmapOptions:
             fraction on each side (mmaction2's default 0.25). Smaller values
             spend more heatmap pixels on the body, so small motions span more
             pixels; the random-resized crop may then cut off edge joints.
+        compact_unscored: joints with score 0 but real coordinates:
+            ``"keep"`` (mmaction2 / pyskl, for checkpoint parity): they count in
+            ``PoseCompact``'s box (drawing skips them either way); ``"drop"``:
+            they are zeroed first, so one stray undetected joint (a pose
+            estimator's guess in a corner) cannot widen the box (one such joint
+            gave 1458x1459 instead of 589x589 on a 1080p frame).
         img_shape: ``(H, W)`` of the source frames (used when ``PoseCompact``
             has no box to crop to).
         on_device: render the heatmaps after the batch reaches the device
@@ -227,6 +232,7 @@ class HeatmapOptions:
     use_score: bool = True
     area_range: tuple[float, float] = (0.56, 1.0)
     compact_padding: float = 0.25
+    compact_unscored: Literal["keep", "drop"] = "keep"
     img_shape: tuple[int, int] = (1080, 1920)
     on_device: bool = False
 
@@ -235,6 +241,10 @@ class HeatmapOptions:
             raise ValueError(f"heatmap kind must be 'joint' or 'limb', got {self.kind!r}")
         if self.compact_padding < 0:
             raise ValueError(f"compact_padding must be >= 0, got {self.compact_padding}")
+        if self.compact_unscored not in ("keep", "drop"):
+            raise ValueError(
+                f"compact_unscored must be 'keep' or 'drop', got {self.compact_unscored!r}"
+            )
 
 
 class HeatmapClipDataset(SkeletonClipDataset):
@@ -280,7 +290,8 @@ class HeatmapClipDataset(SkeletonClipDataset):
             score = kp[..., cfg.score_channel].astype(np.float32)
         else:  # no confidence: detected joints count fully
             score = np.any(xy != 0, axis=-1).astype(np.float32)
-        xy = np.where(score[..., None] > 0, xy, 0.0).astype(np.float32)
+        if opt.compact_unscored == "drop":
+            xy = np.where(score[..., None] > 0, xy, 0.0).astype(np.float32)
         rng = np.random.default_rng(int(torch.randint(2**62, ()))) if self.train else None
         if self.train:
             idx = uniform_sample_indices(len(xy), cfg.clip_len, rng=rng)
@@ -421,6 +432,11 @@ class VideoOptions:
         std: per-channel standard deviation.
         taylor_order: highest order of the Taylor expansion (``"taylor"`` only).
         taylor_window: window of the Taylor expansion, in sampled frames.
+        backend: video decoder: ``"pyav"`` (bundled FFmpeg), ``"torchcodec"`` (the
+            system's FFmpeg libraries) or ``"auto"`` (torchcodec when it loads, else
+            PyAV); all return the same frames.
+        decode_threads: FFmpeg threads per decode; ``None``: 1 in DataLoader workers
+            (the workers are the parallelism), FFmpeg's choice in the main process.
     """
 
     root: str | None = None
@@ -435,8 +451,12 @@ class VideoOptions:
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
     taylor_order: int = 2
     taylor_window: int = 4
+    backend: Literal["auto", "pyav", "torchcodec"] = "auto"
+    decode_threads: int | None = None
 
     def __post_init__(self) -> None:
+        if self.backend not in ("auto", "pyav", "torchcodec"):
+            raise ValueError(f"video backend must be auto/pyav/torchcodec, got {self.backend!r}")
         if self.modality not in ("rgb", "taylor", "flow", "depth"):
             raise ValueError(f"video modality must be rgb/taylor/flow/depth, got {self.modality!r}")
         if self.crop not in ("saliency", "center"):
@@ -445,6 +465,8 @@ class VideoOptions:
             raise ValueError(f"train_scale must satisfy 0 < lo <= hi <= 1, got {self.train_scale}")
         if self.clip_len is not None and self.clip_len < 1:
             raise ValueError(f"clip_len must be positive, got {self.clip_len}")
+        if any(v == 0 for v in self.std):
+            raise ValueError(f"video std must be non-zero, got {self.std}")
 
 
 class ClipDataset(SkeletonClipDataset):
@@ -461,7 +483,12 @@ class ClipDataset(SkeletonClipDataset):
     ``N`` axis):
 
     * ``skeleton (C, T, V, 1)``: as :class:`SkeletonClipDataset`;
-    * ``video (C, T', H, W)`` float (``T'`` = ``video.clip_len`` or ``T``);
+    * ``video (C, T', H, W)`` uint8 (``T'`` = ``video.clip_len`` or ``T``; float
+      for float ``.npy`` media), cropped and resized, with its recipe
+      ``video_flip ()`` bool, ``video_mean (C,)`` and ``video_std (C,)``
+      (uint8 frames) or ``video_taylor (2,)`` (Taylor video); the datamodule's
+      ``on_after_batch_transfer`` turns a batch of them into the float model input
+      on the device (:func:`~mgr.data.transforms.video.finish_video_batch`);
     * ``pose``: ``keypoint (1, T, V, 2)`` pixel coordinates and
       ``keypoint_score (1, T, V)`` (the inputs of PoseConv3D heatmaps), plus
       ``img_shape (2,)`` int64 ``(H, W)`` of their pixel space;
@@ -574,7 +601,7 @@ class ClipDataset(SkeletonClipDataset):
             vidx = idx if clip_len == cfg.clip_len else self._indices(length, clip_len, rng)
             frames = self._decode(rec, vidx, length)  # (N*T', C, H, W)
             box = self._crop_box(rec, frames.shape[-2:], rng)
-            out["video"] = self._video(frames, box, len(vidx), flips)
+            out.update(self._video(frames, box, len(vidx), flips))
             if "heatmap" in self.modalities:
                 out["heatmap"] = self._heatmap(rec, idx, flips, box, frames.shape[-2:])
         if len(idx) == 1:  # no view axis for a single view
@@ -678,8 +705,9 @@ class ClipDataset(SkeletonClipDataset):
         """Frames ``(N*T', C, H, W)`` at the views' positions, in the file's dtype."""
         start, frames = self._video_range(rec)
         vidx = start + align_indices(idx.reshape(-1), length, frames)
-        raw = torch.from_numpy(np.ascontiguousarray(read_media_frames(rec.video, vidx)))
-        return raw.permute(0, 3, 1, 2)
+        opt = self.video
+        frames = read_media_frames(rec.video, vidx, backend=opt.backend, threads=opt.decode_threads)
+        return torch.from_numpy(frames).permute(0, 3, 1, 2)  # a view: channels-last memory
 
     def _crop_box(
         self, rec: ClipRecord, size: Sequence[int], rng: np.random.Generator | None
@@ -706,18 +734,24 @@ class ClipDataset(SkeletonClipDataset):
         box: tuple[int, int, int, int],
         num_views: int,
         flips: list[bool],
-    ) -> torch.Tensor:
+    ) -> dict[str, torch.Tensor]:
+        """The views' pixels cropped and resized in their own dtype, plus the recipe.
+
+        The float work (normalisation or Taylor video, flip) is left to
+        :func:`~mgr.data.transforms.video.finish_video_batch`, on the device.
+        """
         opt = self.video
         video = resize_video(crop_video(frames, *box), (opt.size, opt.size))
-        views = list(video.unflatten(0, (num_views, -1)))  # N x (T, C, H, W)
-        for v, (view, f) in enumerate(zip(views, flips, strict=True)):
-            if opt.modality == "taylor":
-                view = taylor_video(
-                    view.float() / 255.0, order=opt.taylor_order, window=opt.taylor_window
+        views = video.unflatten(0, (num_views, -1)).transpose(1, 2)  # (N, C, T, H, W)
+        out = {"video": views.contiguous(), "video_flip": torch.tensor(flips, dtype=torch.bool)}
+        channels = views.shape[1]
+        if opt.modality == "taylor":
+            out["video_taylor"] = torch.tensor([[opt.taylor_order, opt.taylor_window]] * num_views)
+        elif views.dtype == torch.uint8:
+            if len(opt.mean) != channels or len(opt.std) != channels:
+                raise ValueError(
+                    f"video mean/std need {channels} values, got {len(opt.mean)} and {len(opt.std)}"
                 )
-            elif view.dtype == torch.uint8:
-                view = normalize_video(view, opt.mean, opt.std)
-            else:
-                view = view.float()
-            views[v] = hflip(view) if f else view
-        return torch.stack(views).transpose(1, 2)  # (N, C, T, H, W)
+            out["video_mean"] = torch.tensor([opt.mean] * num_views, dtype=torch.float32)
+            out["video_std"] = torch.tensor([opt.std] * num_views, dtype=torch.float32)
+        return out

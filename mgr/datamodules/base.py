@@ -16,7 +16,14 @@ from torch.utils.data import DataLoader, Sampler
 
 from mgr.callbacks import seeded_train_sampler
 from mgr.classes import ClassList, get_classes
-from mgr.data.cache import cache_signature_matches, read_cache, write_cache
+from mgr.data.cache import (
+    VideoCacheOptions,
+    cache_signature_matches,
+    prepared_clip_path,
+    read_cache,
+    read_video_cache_options,
+    write_cache,
+)
 from mgr.data.datasets import (
     ClipDataset,
     HeatmapClipDataset,
@@ -37,6 +44,7 @@ from mgr.data.samplers import (
     repeat_indices,
     repetition_factors,
 )
+from mgr.data.transforms.video import finish_video_batch
 from mgr.data.seeding import SeededDataset, loader_generator
 from mgr.errors import UserError
 from mgr.protocols import Protocol
@@ -115,7 +123,10 @@ class MicroGestureDataModule(LightningDataModule):
             (square-root-smoothed class balancing).
         cache_dir: a cache written by ``mgr prepare`` (:meth:`write_cache`):
             splits are read from it when it was made from the same release with
-            the same reader options, else parsed from ``root``.
+            the same reader options, else parsed from ``root``. RGB clips
+            prepared in it by ``mgr prepare --video`` (:func:`mgr.data.cache.write_video_cache`)
+            are read in place of their raw videos; a clip not prepared (or
+            prepared from another file or with other options) reads the raw video.
         repeat_alpha: rare-class annotation repetition (online-recognition paper,
             eq. 1): each training clip of a class with ``Z_c < alpha`` clips is
             repeated ``ceil(log2(alpha / Z_c)) + 1`` times; ``None``: off.
@@ -482,6 +493,8 @@ class MicroGestureDataModule(LightningDataModule):
         root = Path(self.video.root) if self.video and self.video.root else self.root
         index = None
         kept: list[ClipRecord] = []
+        # Clips prepared by `mgr prepare --video` replace their raw videos, one by one.
+        prepared = read_video_cache_options(self.cache_dir) if self.cache_dir else None
         for rec in records:
             if rec.video is None or (self.video and self.video.root):  # an explicit root wins
                 index = index if index is not None else index_media(root)
@@ -502,13 +515,22 @@ class MicroGestureDataModule(LightningDataModule):
                 except (OSError, ValueError) as err:
                     problem = str(err)
             if problem is None:
-                kept.append(rec)
+                kept.append(self._prepared(rec, prepared))
                 continue
             message = f"clip {rec.sample_id} of split {split!r} ({rec.source}): {problem}"
             if self.on_bad_sample == "raise":
                 raise FileNotFoundError(message)
             warnings.warn(f"skipping bad clip: {message}", stacklevel=2)
         return kept
+
+    def _prepared(self, rec: ClipRecord, options: VideoCacheOptions | None) -> ClipRecord:
+        """``rec`` reading its prepared clip from :attr:`cache_dir` when there is one."""
+        if options is None or (self.video is not None and self.video.modality != "rgb"):
+            return rec
+        path = prepared_clip_path(self.cache_dir, rec, options)
+        if not path.is_file():
+            return rec
+        return replace(rec, video=str(path), video_start=0, video_end=None)
 
     def _get_records(self, split: Split) -> list[ClipRecord]:
         if split not in self.records:
@@ -623,7 +645,12 @@ class MicroGestureDataModule(LightningDataModule):
         dataset.texts = table
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
-        """Render heatmaps on the device when ``heatmap.on_device`` is set."""
+        """Finish the batch on the device: float video, and heatmaps with ``heatmap.on_device``.
+
+        Loaders ship ``video`` as uint8 with a per-sample recipe; its normalisation
+        (or Taylor video) and flips run here (:func:`finish_video_batch`).
+        """
+        batch = finish_video_batch(batch)
         if self.heatmap is None or "pose_keypoint" not in batch:
             return batch
         kp, score = batch.pop("pose_keypoint"), batch.pop("pose_score")  # (B, N, M, T, V, 2)

@@ -44,6 +44,7 @@ from torchmetrics.classification import (
 )
 
 from mgr.batch import MODALITY_NDIM
+from mgr.data.transforms.video import finish_video_batch
 from mgr.metrics import SampleMean
 
 from .checkpoints import LoadReport, checkpoint_state_dict, read_checkpoint
@@ -469,6 +470,9 @@ class Recognizer(LightningModule):
             raise KeyError(
                 f"{type(self).__name__} needs batch keys {missing}, the batch has {sorted(batch)}"
             )
+        # A loader's uint8 video that bypassed the datamodule's on_after_batch_transfer
+        # (a collated batch fed to the model by hand) is finished here, in place.
+        finish_video_batch(batch)
 
     def _num_views(self, batch: dict[str, Any]) -> int | None:
         views = set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -9,7 +10,16 @@ import numpy as np
 import pytest
 
 from mgr.cli import main
-from mgr.data.cache import cache_signature_matches, read_cache, write_cache
+from mgr.data.cache import (
+    VideoCacheOptions,
+    cache_signature_matches,
+    find_prepared_clip,
+    prepared_clip_path,
+    read_cache,
+    write_cache,
+    write_video_cache,
+)
+from mgr.data.datasets import VideoOptions
 from mgr.data.readers.common import ClipRecord, DataFormatError
 from mgr.datamodules import IMiGUEDataModule
 
@@ -150,3 +160,69 @@ def test_killed_prepare_lists_only_complete_splits(tmp_path: Path, monkeypatch) 
     write_cache(tmp_path, new, b)  # the rerun
     assert cache_signature_matches(tmp_path, b, "val")
     _assert_same(new["val"][0], read_cache(tmp_path, "val")[0])
+
+
+# ---------------------------------------------------------------------- prepared clips (--video)
+
+
+def _video_batch(root: Path, cache: Path | None, **video) -> dict:
+    dm = IMiGUEDataModule(
+        root,
+        modalities=["video"],
+        video=VideoOptions(size=32, **video),
+        clip_len=6,
+        batch_size=64,
+        cache_dir=cache,
+    )
+    dm.setup("validate")
+    return dm, next(iter(dm.val_dataloader()))
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "npy"])
+def test_prepare_video_is_read_in_place_of_the_raw_clips(
+    synth_imigue_rgb: Path, tmp_path: Path, fmt: str
+) -> None:
+    cache = tmp_path / "cache"
+    argv = ["prepare", "--dataset", "imigue", "--root", str(synth_imigue_rgb), "--out",
+            str(cache), "--splits", "val", "--video", "--video-short-side", "40",
+            "--video-format", fmt]  # fmt: skip
+    assert main(argv) == 0
+    files = sorted((cache / "video").glob(f"*.{fmt}"))
+    dm_raw, raw = _video_batch(synth_imigue_rgb, None)
+    assert len(files) == len(dm_raw.records["val"])
+    assert not list((cache / "video").glob(".*tmp*"))  # atomic writes leave nothing behind
+    dm, cached = _video_batch(synth_imigue_rgb, cache)
+    assert all(Path(r.video).parent == cache / "video" for r in dm.records["val"])
+    assert raw["sample_id"] == cached["sample_id"]
+    # Same frames and crops, resampled twice (48 -> 40 short side, then -> 32): the clips'
+    # pixels stay within a few grey levels (a wrong frame or crop differs by far more).
+    diff = (raw["video"].float() - cached["video"].float()).abs()
+    assert diff.mean() < 3.0 and diff.max() <= 64, (diff.mean(), diff.max())
+    # Resumable: a second run writes nothing.
+    mtimes = [f.stat().st_mtime_ns for f in files]
+    assert main(argv) == 0
+    assert [f.stat().st_mtime_ns for f in files] == mtimes
+
+
+def test_prepared_clips_are_invalidated(synth_imigue_rgb: Path, tmp_path: Path) -> None:
+    dm = IMiGUEDataModule(synth_imigue_rgb, modalities=["video"], clip_len=6)
+    records = dm._get_records("val")
+    cache = tmp_path / "cache"
+    assert write_video_cache(cache, records, VideoCacheOptions(short_side=40)) == (len(records), 0)
+    rec = records[0]
+    first = prepared_clip_path(cache, rec, VideoCacheOptions(short_side=40))
+    assert find_prepared_clip(cache, rec) == first
+    # Other options: the old files go, new names come.
+    assert write_video_cache(cache, records[:1], VideoCacheOptions(short_side=24)) == (1, 0)
+    assert not first.exists()
+    assert find_prepared_clip(cache, records[1]) is None  # not prepared: raw fallback
+    # A rewritten source video no longer matches its prepared copy.
+    src = Path(rec.video)
+    times = (src.stat().st_atime_ns, src.stat().st_mtime_ns)
+    os.utime(src, ns=(times[0], times[1] + 10**9))
+    try:
+        assert find_prepared_clip(cache, rec) is None
+    finally:
+        os.utime(src, ns=times)  # the fixture is shared
+    with pytest.raises(ValueError, match="format"):
+        VideoCacheOptions(format="avi")  # type: ignore[arg-type]

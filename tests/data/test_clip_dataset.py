@@ -14,6 +14,8 @@ import torch
 from mgr.data.datasets import ClipDataset, HeatmapOptions, SkeletonTransformConfig, VideoOptions
 from mgr.data.readers.common import ClipRecord
 from mgr.data.readers.video import write_video
+from mgr.data.transforms.video import finish_video_batch
+from mgr.datamodules.base import collate
 from mgr.skeletons import IMIGUE_MIGA_22
 
 LAYOUT = IMIGUE_MIGA_22
@@ -25,6 +27,12 @@ RAW = VideoOptions(size=16, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))  # values
 VIDEO_FRAMES, VH, VW = 32, 32, 48
 GREY_STEP = 8  # frame f of the grey video has grey level 8 * f (max 248)
 POSE_W = 1000  # pose pixel space width: keypoints stay far from their mirror images
+
+
+def finished(item: dict) -> dict:
+    """A dataset item as a model sees it: uint8 video finished as on the device."""
+    batch = finish_video_batch(collate([item]))
+    return {k: v[0] for k, v in batch.items()}
 
 
 def frame_of(t: int, src: int, dst: int) -> int:
@@ -126,7 +134,7 @@ def test_video_shows_the_skeletons_moment(grey_video: Path, case: str, train: bo
     seen = set()
     for seed in range(4 if train else 1):
         torch.manual_seed(seed)
-        item = ds[0]
+        item = finished(ds[0])
         skel, video, pose = views(item, "skeleton"), views(item, "video"), views(item, "keypoint")
         assert len(skel) == len(video) == len(pose) == (1 if train else 4)
         for n in range(len(skel)):
@@ -153,7 +161,7 @@ def test_flow_with_one_frame_less_is_aligned(flow_like: Path, train: bool) -> No
     ds = ClipDataset([rec], cfg, train=train, modalities=("skeleton", "video"), video=opts)
     for seed in range(3):
         torch.manual_seed(seed)
-        item = ds[0]
+        item = finished(ds[0])
         skel, video = views(item, "skeleton"), views(item, "video")
         assert video.shape[1:] == (1, 10, 16, 16)  # (T, H, W) arrays: one channel
         for n in range(len(skel)):
@@ -205,7 +213,7 @@ def test_flip_moves_video_pose_and_skeleton_together(dot_clip: ClipRecord, flip:
         image_size=(48, 48),
     )
     torch.manual_seed(0)
-    item = ds[0]
+    item = finished(ds[0])
     joint = LW if flip else RW  # after a flip the right wrist's pixel is the left wrist's
     kp = item["keypoint"][0]  # (T, V, 2)
     for t in range(6):
@@ -295,7 +303,7 @@ def test_saliency_crop_exact_box(
         video=opts,
         image_size=image_size,
     )
-    video = ds[0]["video"] * 255  # (3, T, 36, 36)
+    video = finished(ds[0])["video"] * 255  # (3, T, 36, 36)
     cols = torch.arange(left, right, dtype=video.dtype) * 4
     rows = torch.arange(top, bottom, dtype=video.dtype) * 4
     torch.testing.assert_close(video[0], cols.expand_as(video[0]), atol=1e-3, rtol=0)
@@ -323,7 +331,7 @@ def test_saliency_crop_clipped_and_resized(coordinate_video: Path) -> None:
         modalities=("video",),
         video=opts,
     )
-    video = ds[0]["video"] * 255 / 4  # source column / row of every output pixel
+    video = finished(ds[0])["video"] * 255 / 4  # source column / row of every output pixel
     col = video[0, 0].mean(0)  # (size,) columns, equal down the rows
     row = video[1, 0].mean(1)
     k = torch.arange(size, dtype=col.dtype) + 0.5
@@ -364,7 +372,7 @@ def test_test_time_views(pattern_clip: ClipRecord) -> None:
         video=opts,
         image_size=(24, 32),
     )
-    item = ds[0]
+    item = finished(ds[0])
     assert item["skeleton"].shape == (4, 3, 6, V, 1)
     assert item["video"].shape == (4, 3, 6, 16, 16)
     assert item["keypoint"].shape == (4, 1, 6, V, 2)
@@ -395,7 +403,7 @@ def test_single_view_has_no_view_axis(pattern_clip: ClipRecord) -> None:
         video=VideoOptions(size=16),
         image_size=(24, 32),
     )
-    item = ds[0]
+    item = finished(ds[0])
     assert set(item) == {"video", "keypoint", "keypoint_score", "img_shape", "label", "sample_id"}
     assert item["video"].shape == (3, 6, 16, 16) and item["video"].dtype == torch.float32
     assert item["keypoint"].shape == (1, 6, V, 2)
@@ -444,7 +452,7 @@ def test_unreadable_video_names_the_sample_and_file(tmp_path: Path) -> None:
     )
     ds = ClipDataset([rec], config(clip_len=4), train=False, modalities=("video",), video=RAW)
     with pytest.raises(RuntimeError) as info:
-        ds[0]
+        finished(ds[0])
     assert "0005_2" in str(info.value) and str(bad) in str(info.value)
 
 
@@ -461,7 +469,7 @@ def test_shorter_video_clip_spans_the_same_time(grey_video: Path, train: bool) -
     ds = ClipDataset([rec], cfg, train=train, modalities=("skeleton", "video"), video=opts)
     for seed in range(3):
         torch.manual_seed(seed)
-        item = ds[0]
+        item = finished(ds[0])
         skel, video = views(item, "skeleton"), views(item, "video")
         assert skel.shape[2] == 8 and video.shape[2] == 4
         for n in range(len(video)):
@@ -499,7 +507,7 @@ def test_heatmaps_are_cropped_and_flipped_like_the_video(dot_clip: ClipRecord, f
     compared = 0
     for seed in range(6):  # random crops: the dot moves in the output, the heatmap with it
         torch.manual_seed(seed)
-        item = ds[0]
+        item = finished(ds[0])
         assert item["heatmap"].shape == (V, 4, 32, 32)
         for t in range(4):
             if item["video"][:, t].mean(0).max() < 0.5:

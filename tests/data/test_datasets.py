@@ -38,8 +38,9 @@ def make_record(keypoint: np.ndarray, sample_id: str = "0007_3", label: int = 4)
 
 
 def reference_test_indices(num_frames: int, clip_len: int, num_clips: int) -> np.ndarray:
-    """mmaction2 ``_get_test_clips`` (seed 255) on a numpy Generator, ``(num_clips, L)``."""
-    rng = np.random.default_rng(255)
+    """mmaction2 ``_get_test_clips`` (``np.random.seed(255)``: a legacy RandomState),
+    ``(num_clips, L)``."""
+    rng = np.random.RandomState(255)
     out = []
     for i in range(num_clips):
         if num_frames < clip_len:
@@ -52,7 +53,7 @@ def reference_test_indices(num_frames: int, clip_len: int, num_clips: int) -> np
             inds = np.arange(clip_len) + np.cumsum(offset)[:-1]
         else:
             bids = np.array([j * num_frames // clip_len for j in range(clip_len + 1)])
-            inds = bids[:-1] + rng.integers(0, np.diff(bids))
+            inds = bids[:-1] + rng.randint(0, np.diff(bids))
         out.append(inds % num_frames)
     return np.stack(out)
 

@@ -69,3 +69,27 @@ def test_compact_padding_sets_the_share_of_the_box_the_joints_span(synth_imigue)
 def test_negative_compact_padding_is_refused():
     with pytest.raises(ValueError, match="compact_padding"):
         HeatmapOptions(compact_padding=-0.1)
+
+
+@pytest.mark.parametrize("mode", ["keep", "drop"])
+def test_compact_unscored_joints(synth_imigue, mode):
+    # A joint with score 0 but coordinates in the image's corner: mmaction2 ("keep") lets
+    # it widen PoseCompact's box, so the scored joints span a smaller share of the volume.
+    opts = HeatmapOptions(
+        size=40, test_size=40, compact_padding=0.0, compact_unscored=mode, on_device=True
+    )
+    dm = IMiGUEDataModule(synth_imigue, clip_len=6, batch_size=3, heatmap=opts)
+    dm.setup("test")
+    data = dm.test_dataloader().dataset
+    rec = data.records[0]
+    kp = rec.keypoint.copy()
+    kp[:, 0, :2], kp[:, 0, 2] = (3.0, 3.0), 0.0  # parent joint 0: the corner, unscored
+    data.records[0] = type(rec)(**{**rec.__dict__, "keypoint": kp})
+    item = data[0]
+    xy = item["pose_keypoint"][0][item["pose_score"][0] > 0]
+    span = float((xy.max(0).values - xy.min(0).values).max())
+    if mode == "drop":
+        assert abs(span - 40) < 1.5  # the scored joints fill the box
+    else:
+        assert span < 30
+

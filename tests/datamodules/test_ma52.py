@@ -11,6 +11,7 @@ import torch
 from mgr.classes import ma52_fine_to_coarse
 from mgr.data.datasets import VideoOptions
 from mgr.datamodules import MA52DataModule
+from mgr.datamodules.base import collate
 
 SMALL = VideoOptions(size=24)
 
@@ -53,6 +54,8 @@ def test_batches_match_the_list_files(dm: MA52DataModule, synth_ma52: Path, spli
     seen = []
     torch.manual_seed(0)
     for batch in loader:
+        assert batch["video"].dtype == torch.uint8  # finished on the device
+        batch = dm.on_after_batch_transfer(batch, 0)
         assert set(batch) == set(dm.supplies)
         b = len(batch["sample_id"])
         assert batch["video"].shape == (b, *views, 3, 6, 24, 24)
@@ -80,7 +83,8 @@ def test_records(dm: MA52DataModule, synth_ma52: Path) -> None:
 
 
 def test_test_views_mirror(dm: MA52DataModule) -> None:
-    video = dm.datasets["test"][0]["video"]  # (4, C, T, H, W): 2 clips, then their mirrors
+    item = collate([dm.datasets["test"][0]])
+    video = dm.on_after_batch_transfer(item, 0)["video"][0]  # (4, C, T, H, W): 2 clips, mirrors
     torch.testing.assert_close(video[2], video[0].flip(-1))
     torch.testing.assert_close(video[3], video[1].flip(-1))
 
@@ -96,7 +100,8 @@ def test_flip_in_training(synth_ma52: Path) -> None:
         )
         dm.setup("fit")
         torch.manual_seed(5)
-        items.append(dm.datasets["train"][0]["video"])
+        item = collate([dm.datasets["train"][0]])
+        items.append(dm.on_after_batch_transfer(item, 0)["video"][0])
     torch.testing.assert_close(items[1], items[0].flip(-1))
 
 

@@ -17,6 +17,7 @@ from mgr.data.datasets import HeatmapOptions, VideoOptions
 from mgr.data.readers.miga import write_openpose_xlsx
 from mgr.data.transforms.pose import uniform_sample_indices
 from mgr.datamodules import IMiGUEDataModule, SMGDataModule
+from mgr.datamodules.base import collate
 from mgr.datamodules.imigue import IMIGUE_TEST_SUBJECTS, IMIGUE_TRAIN_SUBJECTS
 from mgr.skeletons import MMGESTURE_36
 
@@ -26,6 +27,10 @@ ALL = ["skeleton", "video", "pose"]
 
 def check_batch(batch: dict, dm, views: int | None, clip_len: int) -> None:
     """Keys, shapes and dtypes of a batch against the datamodule's contract."""
+    if "video" in batch:  # loaders ship uint8; the float work runs after the transfer
+        assert batch["video"].dtype == torch.uint8
+        assert batch["video_flip"].shape == batch["video"].shape[: batch["video"].ndim - 4]
+    batch = dm.on_after_batch_transfer(batch, 0)
     assert set(batch) == set(dm.supplies)
     b = len(batch["sample_id"])
     v = (views,) if views else ()
@@ -113,7 +118,7 @@ def test_imigue_video_with_heatmaps(synth_imigue_rgb: Path) -> None:
     )
     assert dm.supplies == ("video", "heatmap", "label", "sample_id")
     dm.setup("validate")
-    batch = next(iter(dm.val_dataloader()))
+    batch = dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)
     assert set(batch) == set(dm.supplies)
     b = len(batch["sample_id"])
     assert batch["video"].shape == (b, 4, 3, 3, 32, 32)  # its own clip length
@@ -135,7 +140,8 @@ def test_imigue_pose_matches_the_skeleton_file(synth_imigue_rgb: Path) -> None:
 
 def _spatial_structure(dm: IMiGUEDataModule) -> float:
     dm.setup("validate")
-    video = torch.stack([dm.datasets["val"][i]["video"] for i in range(3)])
+    items = collate([dm.datasets["val"][i] for i in range(3)])
+    video = dm.on_after_batch_transfer(items, 0)["video"]
     return video.std(dim=(-2, -1)).mean().item()  # per-frame spatial std, averaged
 
 
@@ -207,7 +213,7 @@ def test_smg_world_coordinates_refuse_saliency_and_pose(synth_smg_rgb: Path) -> 
         **subjects,
     )
     dm.setup("validate")
-    assert dm.datasets["val"][0]["video"].shape == (3, 4, 16, 16)
+    assert dm.datasets["val"][0]["video"].shape == (3, 4, 16, 16)  # uint8, finished on the device
 
 
 # --- samplers ------------------------------------------------------------------------------
@@ -336,7 +342,7 @@ def test_subjects_split_follows_the_map(synth_imigue_rgb: Path, tmp_path: Path) 
         for rec in dm.records[split]:
             assert rec.subject == SUBJECT_OF[rec.video_id]
     # Video 0003 is in the release's validation folders; its clips are found all the same.
-    batch = next(iter(dm.train_dataloader()))
+    batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
     assert any(s.startswith("0003_") for s in batch["sample_id"])
     assert batch["video"].shape[1:] == (3, 4, 16, 16)
 
@@ -385,7 +391,7 @@ def test_miga25_source_reads_openpose_xlsx(miga25_release: Path) -> None:
     assert [r.label for r in dm.records["train"]] == [4, 31]  # raw 5 -> 4, raw 99 -> 31
     rec = dm.records["test"][1]
     assert rec.keypoint.shape == (7, 137, 3)
-    batch = next(iter(dm.test_dataloader()))
+    batch = dm.on_after_batch_transfer(next(iter(dm.test_dataloader())), 0)
     assert batch["skeleton"].shape == (2, 3, 5, 36, 1)
     idx = uniform_sample_indices(7, 5, test_mode=True)
     want = rec.keypoint[idx][:, list(MMGESTURE_36.parent_indices)]  # (T, 36, 3)

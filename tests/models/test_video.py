@@ -318,3 +318,25 @@ def test_mmaction2_swin_backbone_gives_our_features(mm_swin):
         torch.testing.assert_close(
             ours.forward_features({"video": x}), expected, atol=1e-4, rtol=1e-4
         )
+
+
+def test_a_uint8_batch_fed_by_hand_is_normalised_first(swin5):
+    """A loader batch (uint8 video + recipe) given to the model without the datamodule's
+    on_after_batch_transfer gets the same logits as the finished float batch."""
+    gen = torch.Generator().manual_seed(3)
+    raw = torch.randint(0, 256, (2, 3, 8, 32, 32), dtype=torch.uint8, generator=gen)
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    flip = torch.tensor([True, False])
+    batch = {
+        "video": raw,
+        "video_flip": flip,
+        "video_mean": mean.expand(2, 3),
+        "video_std": std.expand(2, 3),
+    }
+    # The float input written out independently: scale, normalise, mirror sample 0.
+    x = (raw.float() / 255 - mean.view(1, 3, 1, 1, 1)) / std.view(1, 3, 1, 1, 1)
+    x[0] = x[0].flip(-1)
+    with torch.no_grad():
+        want = swin5({"video": x})
+        got = swin5(dict(batch))
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .common import DataFormatError, PathLike, _require_file
-from .video import probe_video, read_frames
+from .video import VideoBackend, decode_frames, probe_video
 
 __all__ = [
     "MEDIA_SUFFIXES",
@@ -83,12 +83,20 @@ def media_num_frames(path: PathLike) -> int:
     return probe_video(path).num_frames
 
 
-def read_media_frames(path: PathLike, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+def read_media_frames(
+    path: PathLike,
+    indices: Sequence[int] | np.ndarray,
+    *,
+    backend: VideoBackend = "auto",
+    threads: int | None = None,
+) -> np.ndarray:
     """Frames of a video or array, by 0-based index (any order, repeats allowed).
 
     Args:
         path: video file or ``.npy`` array.
         indices: ``(N,)`` frame indices.
+        backend: video decoder (:func:`mgr.data.readers.video.decode_frames`).
+        threads: FFmpeg decoding threads (``None``: 1 in a DataLoader worker, else auto).
 
     Returns:
         ``(N, H, W, C)``: uint8 RGB for videos; the array's dtype for ``.npy``
@@ -102,7 +110,7 @@ def read_media_frames(path: PathLike, indices: Sequence[int] | np.ndarray) -> np
     path = Path(path)
     idx = np.asarray(indices, dtype=np.int64)
     if path.suffix.lower() != ".npy":
-        return read_frames(path, idx.tolist())
+        return decode_frames(path, idx.tolist(), backend=backend, threads=threads)
     arr = _load_array(path)
     if len(idx) and (idx.min() < 0 or idx.max() >= len(arr)):
         bad = int(idx[(idx < 0) | (idx >= len(arr))][0])

@@ -9,15 +9,27 @@ are near the start, and otherwise seeks to the keyframe before the first wanted 
 decodes forward from there, mapping each frame's timestamp back to its index. It stops as
 soon as the last wanted frame is decoded, so sampling a short clip out of a long video costs
 about one group of pictures plus the clip.
+
+The training path (:func:`decode_frames`) goes further and decodes only the groups of
+pictures that hold a wanted frame: from the keyframe before each wanted frame up to it,
+skipping every group in between (the *decode floor* of ``benchmarks/video_loading.py``). It
+has two backends: PyAV (bundled FFmpeg; a keyframe index from demuxing, cached per process)
+and ``torchcodec`` (the system's FFmpeg libraries, exact seek mode; decoders kept open per
+process). Both return the frames :func:`read_video` returns, and both leave every error
+report to :func:`read_frames`, which they fall back to.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, Literal
 
 import av
 import av.error
@@ -29,14 +41,20 @@ from .common import DataFormatError, PathLike, _require_file
 
 __all__ = [
     "SEEK_THRESHOLD",
+    "VideoBackend",
     "VideoDecodeError",
     "VideoInfo",
+    "decode_frames",
     "probe_video",
     "read_frames",
     "read_video",
+    "resolve_backend",
     "sample_frames",
+    "torchcodec_available",
     "write_video",
 ]
+
+VideoBackend = Literal["auto", "pyav", "torchcodec"]
 
 #: :func:`read_frames` seeks when its first wanted frame is at least this many frames in;
 #: closer to the start a plain decode is as cheap as a seek plus one group of pictures.
@@ -445,3 +463,231 @@ def write_video(
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
+
+
+# ---------------------------------------------------------------------- the training path
+@dataclass(frozen=True)
+class _FrameIndex:
+    """Presentation order of a video stream, from its packets (no decoding).
+
+    Attributes:
+        pts: ``(T,)`` sorted presentation timestamps; frame ``i`` has ``pts[i]``.
+        keyframes: sorted indices of the frames that start a group of pictures.
+    """
+
+    pts: np.ndarray
+    keyframes: np.ndarray
+
+
+#: Per-process caches (a DataLoader worker fills its own): frame indices by file, and
+#: open torchcodec decoders. Keyed by path, size and mtime, so a rewritten file is re-read.
+_INDEX_CACHE: OrderedDict[tuple, _FrameIndex | None] = OrderedDict()
+_DECODER_CACHE: OrderedDict[tuple, Any] = OrderedDict()
+_CACHE_PID = [os.getpid()]
+_INDEX_CACHE_SIZE = 4096
+_DECODER_CACHE_SIZE = 8
+
+
+def _cache_key(path: Path, *extra: object) -> tuple:
+    if _CACHE_PID[0] != os.getpid():  # a forked worker: never reuse the parent's decoders
+        _DECODER_CACHE.clear()
+        _CACHE_PID[0] = os.getpid()
+    stat = path.stat()
+    return (str(path), stat.st_size, stat.st_mtime_ns, *extra)
+
+
+def _lru_put(cache: OrderedDict, key: tuple, value: Any, size: int) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
+
+
+def _build_index(
+    container: av.container.InputContainer, stream: av.VideoStream
+) -> _FrameIndex | None:
+    """Demux every packet once; ``None`` if timestamps cannot order the frames."""
+    pts, key = [], []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            if packet.pts is None:
+                return None
+            pts.append(int(packet.pts))
+            key.append(bool(packet.is_keyframe))
+    except av.error.FFmpegError:
+        return None
+    if not pts:
+        return None
+    pts_arr = np.asarray(pts, dtype=np.int64)
+    order = np.argsort(pts_arr, kind="stable")
+    sorted_pts = pts_arr[order]
+    if np.any(np.diff(sorted_pts) <= 0):  # repeated timestamps: no unique order
+        return None
+    keyframes = np.flatnonzero(np.asarray(key)[order])
+    if len(keyframes) == 0 or keyframes[0] != 0:
+        return None
+    return _FrameIndex(pts=sorted_pts, keyframes=keyframes)
+
+
+def _collect_groups(
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    path: Path,
+    index: _FrameIndex,
+    wanted: list[int],
+) -> dict[int, np.ndarray] | None:
+    """Decode only the groups of pictures holding ``wanted`` (sorted, unique) frames.
+
+    Returns:
+        index -> ``(H, W, 3)`` RGB frame, or ``None`` when the decoder's output does not
+        follow the index (an overshooting seek, unknown timestamps), for a fallback.
+    """
+    rank = {int(p): i for i, p in enumerate(index.pts)}
+    targets = set(wanted)
+    out: dict[int, np.ndarray] = {}
+    frames: Iterator[av.VideoFrame] | None = None
+    pos = -1  # index of the last frame the decoder gave
+    for w in wanted:
+        key = int(index.keyframes[np.searchsorted(index.keyframes, w, side="right") - 1])
+        if frames is None or key > pos + 1:
+            # Jump over every group without a wanted frame.
+            container.seek(int(index.pts[key]), stream=stream, backward=True, any_frame=False)
+            frames, pos = _decode(container, stream, path, key), -1
+        for frame in frames:
+            i = rank.get(frame.pts) if frame.pts is not None else None
+            if i is None or (pos < 0 and i > key):
+                return None  # not a frame of the index, or the seek landed too late
+            pos = i
+            if i in targets:
+                out[i] = frame.to_ndarray(format="rgb24")
+            if i >= w:
+                break
+        if w not in out:
+            return None
+    return out
+
+
+def _decode_pyav(path: Path, wanted: list[int], threads: int) -> dict[int, np.ndarray] | None:
+    with _open(path) as container:
+        stream = container.streams.video[0] if container.streams.video else None
+        if stream is None:
+            return None
+        stream.thread_type = "AUTO"
+        stream.thread_count = threads
+        key = _cache_key(path)
+        if key in _INDEX_CACHE:
+            index = _INDEX_CACHE[key]
+        else:
+            index = _build_index(container, stream)
+            _lru_put(_INDEX_CACHE, key, index, _INDEX_CACHE_SIZE)
+        if index is None or wanted[-1] >= len(index.pts):
+            return None
+        try:
+            return _collect_groups(container, stream, path, index, wanted)
+        except (av.error.FFmpegError, VideoDecodeError):
+            return None
+
+
+@functools.cache
+def torchcodec_available() -> bool:
+    """Whether ``torchcodec`` imports and finds the system's FFmpeg libraries."""
+    try:
+        from torchcodec.decoders import VideoDecoder  # noqa: F401
+    except Exception:  # not installed, or no FFmpeg 4-9 shared libraries on the machine
+        return False
+    return True
+
+
+def resolve_backend(backend: VideoBackend) -> Literal["pyav", "torchcodec"]:
+    """The backend ``auto`` stands for here: torchcodec when it loads, else PyAV.
+
+    Raises:
+        ValueError: for an unknown name, or ``"torchcodec"`` where it does not load.
+    """
+    if backend == "auto":
+        return "torchcodec" if torchcodec_available() else "pyav"
+    if backend == "torchcodec" and not torchcodec_available():
+        raise ValueError(
+            "video backend 'torchcodec' does not load here: install torchcodec and the "
+            "system's FFmpeg shared libraries (apt-get install ffmpeg), or use 'pyav'"
+        )
+    if backend not in ("pyav", "torchcodec"):
+        raise ValueError(f"video backend must be auto, pyav or torchcodec, got {backend!r}")
+    return backend
+
+
+def _decode_torchcodec(path: Path, wanted: list[int], threads: int) -> np.ndarray | None:
+    from torchcodec.decoders import VideoDecoder
+
+    key = _cache_key(path, threads)
+    try:
+        decoder = _DECODER_CACHE.get(key)
+        if decoder is None:
+            decoder = VideoDecoder(str(path), seek_mode="exact", num_ffmpeg_threads=threads)
+            _lru_put(_DECODER_CACHE, key, decoder, _DECODER_CACHE_SIZE)
+        if wanted[-1] >= len(decoder):
+            return None
+        # (N, C, H, W) uint8 in the order asked for; exact mode decodes each needed group once.
+        return decoder.get_frames_at(wanted).data.permute(0, 2, 3, 1).numpy()
+    except Exception:  # corrupt, truncated, ...: read_frames reports it properly
+        _DECODER_CACHE.pop(key, None)
+        return None
+
+
+def _default_threads() -> int:
+    """Decoding threads: 1 in a DataLoader worker (workers are the parallelism), else auto."""
+    from torch.utils.data import get_worker_info
+
+    return 1 if get_worker_info() is not None else 0
+
+
+def decode_frames(
+    path: PathLike,
+    indices: Sequence[int],
+    *,
+    backend: VideoBackend = "auto",
+    threads: int | None = None,
+) -> np.ndarray:
+    """Decode frames at 0-based indices, touching only the groups of pictures that hold them.
+
+    Returns exactly :func:`read_video`'s frames at ``indices`` (any order, repeats allowed).
+    Decoding starts at the keyframe before each wanted frame and stops at it, skipping
+    groups of pictures without a wanted frame, and only the wanted frames are converted to
+    RGB. Anything unusual (no timestamps, an index past the end, a truncated or corrupt
+    file) falls back to :func:`read_frames`, whose errors name the file and the frame.
+
+    Args:
+        path: the video file.
+        indices: ``(N,)`` frame indices.
+        backend: ``"pyav"``, ``"torchcodec"`` or ``"auto"`` (torchcodec when it loads).
+        threads: FFmpeg decoding threads; ``None``: 1 inside a DataLoader worker, FFmpeg's
+            automatic count in the main process.
+
+    Returns:
+        ``(N, H, W, 3)`` uint8 RGB frames.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        VideoDecodeError: naming the file, for an unreadable file or a bad index.
+    """
+    path = Path(path)
+    _require_file(path)
+    order = [int(i) for i in indices]
+    if not order or min(order) < 0:
+        return read_frames(path, order)
+    wanted = sorted(set(order))
+    threads = _default_threads() if threads is None else threads
+    if resolve_backend(backend) == "torchcodec":
+        got = _decode_torchcodec(path, wanted, threads)
+        if got is not None:
+            if order == wanted:
+                return got
+            pos = {w: i for i, w in enumerate(wanted)}
+            return got[[pos[i] for i in order]]
+    else:
+        found = _decode_pyav(path, wanted, threads)
+        if found is not None:
+            return np.stack([found[i] for i in order])
+    return read_frames(path, order)

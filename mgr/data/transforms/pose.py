@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,13 +28,24 @@ def uniform_sample_indices(
     This follows the published algorithm of mmaction2 / pyskl
     (``_get_train_clips`` / ``_get_test_clips``).
 
+    Random numbers: at test time they come from numpy's legacy
+    ``np.random.RandomState(seed)``, the generator mmaction2 seeds with
+    ``np.random.seed(255)`` before its clip loop, so every test view (all
+    ``num_clips`` of them, drawn in order from one seeding) takes exactly the
+    frames mmaction2 / pyskl evaluate their published checkpoints on; unlike
+    mmaction2, numpy's global generator is left untouched. In training they come
+    from ``rng``, a ``np.random.Generator`` (the datamodules seed one per sample
+    from torch, so ``seed_everything`` and worker seeding apply); the
+    distribution is mmaction2's, the random stream is not (it need not be).
+
     Args:
         num_frames: number of frames ``T`` of the clip (> 0).
         clip_len: number of frames to sample.
         num_clips: number of clips (test-time views) to sample.
         test_mode: use the deterministic test-time rule.
-        rng: random generator for training (a fresh one if ``None``).
-        seed: seed of the test-time rule (mmaction2 uses 255).
+        rng: random generator for training (a fresh one if ``None``); ignored in
+            test mode.
+        seed: seed of the test-time ``RandomState`` (mmaction2 uses 255).
 
     Returns:
         ``(num_clips * clip_len,)`` int64 indices in ``[0, num_frames)``.
@@ -42,27 +54,50 @@ def uniform_sample_indices(
         raise ValueError(f"cannot sample from a clip with {num_frames} frames")
     if clip_len <= 0 or num_clips <= 0:
         raise ValueError(f"clip_len and num_clips must be positive, got {clip_len}, {num_clips}")
+    if test_mode:  # deterministic: computed once per (T, clip_len, num_clips, seed)
+        return _test_indices(int(num_frames), int(clip_len), int(num_clips), int(seed)).copy()
+    return _sample(num_frames, clip_len, num_clips, rng)
+
+
+@functools.lru_cache(maxsize=4096)
+def _test_indices(num_frames: int, clip_len: int, num_clips: int, seed: int) -> np.ndarray:
+    # Seeding a RandomState costs more than the sampling itself: evaluation reuses these.
+    return _sample(num_frames, clip_len, num_clips, None, seed)
+
+
+def _sample(
+    num_frames: int,
+    clip_len: int,
+    num_clips: int,
+    rng: np.random.Generator | None,
+    test_seed: int | None = None,
+) -> np.ndarray:
+    """``UniformSampleFrames``: training with ``rng``, or the test rule with ``test_seed``."""
+    test_mode = test_seed is not None
+    gen: np.random.Generator | np.random.RandomState
     if test_mode:
-        rng = np.random.default_rng(seed)
-    elif rng is None:
-        rng = np.random.default_rng()
+        gen = np.random.RandomState(test_seed)
+        randint = gen.randint  # randint(high) draws from [0, high), elementwise for arrays
+    else:
+        gen = rng if rng is not None else np.random.default_rng()
+        randint = gen.integers
     out = []
     for i in range(num_clips):
         if num_frames < clip_len:
             if test_mode:
                 start = i if num_frames < num_clips else i * num_frames // num_clips
             else:
-                start = int(rng.integers(num_frames))
+                start = int(randint(num_frames))
             inds = np.arange(start, start + clip_len)
         elif num_frames < 2 * clip_len:
             # Keep every frame but skip (num_frames - clip_len) randomly chosen gaps.
-            skip = rng.choice(clip_len + 1, num_frames - clip_len, replace=False)
+            skip = gen.choice(clip_len + 1, num_frames - clip_len, replace=False)
             offset = np.zeros(clip_len + 1, dtype=np.int64)
             offset[skip] = 1
             inds = np.arange(clip_len) + np.cumsum(offset)[:-1]
         else:
             bounds = np.arange(clip_len + 1) * num_frames // clip_len
-            inds = bounds[:-1] + rng.integers(np.diff(bounds))
+            inds = bounds[:-1] + randint(np.diff(bounds))
         out.append(inds)
     return np.concatenate(out).astype(np.int64) % num_frames
 

@@ -39,6 +39,12 @@ def pose_compact(
 ) -> tuple[np.ndarray, Shape]:
     """Crop to the box of all detected joints of all persons and frames (``PoseCompact``).
 
+    As mmaction2 / pyskl: the box spans every non-zero ``x`` and every non-zero
+    ``y`` (each coordinate on its own), whatever the joints' scores, so a joint
+    with score 0 but real coordinates counts (only drawing skips it). Drop such
+    joints beforehand (zero them) to keep a stray undetected joint from widening
+    the box; see :attr:`mgr.data.datasets.HeatmapOptions.compact_unscored`.
+
     Args:
         keypoint: ``(M, T, V, 2)`` pixel coordinates; zeros are missing joints.
         img_shape: ``(H, W)`` of the frames.
@@ -48,15 +54,16 @@ def pose_compact(
         allow_imgpad: let the box extend past the image (else clip it).
 
     Returns:
-        ``(keypoint, new_img_shape)``: shifted keypoints (missing ones stay zero) and
-        the box's ``(H, W)``.
+        ``(keypoint, new_img_shape)``: shifted keypoints (zero coordinates stay
+        zero) and the box's ``(H, W)``.
     """
     kp = np.nan_to_num(np.asarray(keypoint, dtype=np.float32).copy())
-    present = np.any(kp != 0, axis=-1)
-    if not present.any():
+    kp_x, kp_y = kp[..., 0], kp[..., 1]  # views: shifted in place below
+    has_x, has_y = kp_x != 0, kp_y != 0
+    if not has_x.any() or not has_y.any():
         return kp, tuple(img_shape)
-    xs, ys = kp[..., 0][present], kp[..., 1][present]
-    min_x, max_x, min_y, max_y = xs.min(), xs.max(), ys.min(), ys.max()
+    min_x, max_x = kp_x[has_x].min(), kp_x[has_x].max()
+    min_y, max_y = kp_y[has_y].min(), kp_y[has_y].max()
     if max_x - min_x < threshold or max_y - min_y < threshold:
         return kp, tuple(img_shape)
     cx, cy = (max_x + min_x) / 2, (max_y + min_y) / 2
@@ -72,8 +79,8 @@ def pose_compact(
         max_x, max_y = int(min(w, max_x)), int(min(h, max_y))
     else:
         min_x, min_y, max_x, max_y = int(min_x), int(min_y), int(max_x), int(max_y)
-    kp[..., 0][present] -= min_x
-    kp[..., 1][present] -= min_y
+    kp_x[has_x] -= min_x
+    kp_y[has_y] -= min_y
     return kp, (max_y - min_y, max_x - min_x)
 
 

@@ -13,6 +13,7 @@ from mgr.data.readers.common import DataFormatError
 from mgr.data.readers.video import (
     VideoDecodeError,
     VideoInfo,
+    decode_frames,
     probe_video,
     read_frames,
     read_video,
@@ -257,3 +258,77 @@ def test_index_out_of_range(videos: dict[str, Path], kind: str, threshold: int) 
         assert f"{T} frames" in message
     with pytest.raises(VideoDecodeError, match="index -1"):
         read_frames(path, [-1])
+
+
+# --- decode_frames: only the groups of pictures holding wanted frames -------------------------
+
+BACKENDS = ["pyav", "torchcodec"]
+
+
+def _need_backend(backend: str) -> None:
+    if backend == "torchcodec" and not video_module.torchcodec_available():
+        pytest.skip("torchcodec does not load here (needs the system's FFmpeg libraries)")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["mp4", "mkv", "faststart", "mpeg4", "ntsc"])
+@pytest.mark.parametrize(
+    "indices",
+    [[0, 1, 2, 3], [2, 9, 5, 0, 11], [4, 4, 1, 4], [39], [0, 39], [1, 13, 26, 38], []],
+    ids=["sorted", "unsorted", "repeated", "last", "ends", "sparse", "empty"],
+)
+def test_decode_frames_matches_a_plain_sequential_decode(
+    videos: dict[str, Path], kind: str, indices: list[int], backend: str
+) -> None:
+    _need_backend(backend)
+    full = read_video(videos[kind])  # the plain sequential decode
+    out = decode_frames(videos[kind], indices, backend=backend, threads=1)
+    assert out.shape == (len(indices), H, W, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, full[indices])
+    # Grey level STEP * t names the frame: the indices are right, not just the pixels.
+    np.testing.assert_array_equal(np.round(out[:, 0, 0, 0] / STEP), indices)
+
+
+def test_decode_frames_skips_groups_without_a_wanted_frame(
+    videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GOP 4: frames 1, 13, 26, 38 need groups [0-3], [12-15], [24-27], [36-39] only."""
+    decoded: list[int] = []
+    original = video_module._decode
+
+    def counting(*args, **kwargs):
+        for frame in original(*args, **kwargs):
+            decoded.append(frame.pts)
+            yield frame
+
+    monkeypatch.setattr(video_module, "_decode", counting)
+    monkeypatch.setattr(video_module, "read_frames", None)  # no fallback allowed
+    out = decode_frames(videos["mp4"], [38, 1, 13, 26], backend="pyav", threads=1)
+    np.testing.assert_array_equal(np.round(out[:, 0, 0, 0] / STEP), [38, 1, 13, 26])
+    # 2 + 2 + 3 + 3 frames up to each wanted one, plus what frame threading/B-frame
+    # reordering hands out past the last one it needed; never all 39.
+    assert len(decoded) < 20, len(decoded)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_decode_frames_errors_name_the_file(
+    videos: dict[str, Path], tmp_path: Path, backend: str
+) -> None:
+    _need_backend(backend)
+    with pytest.raises(VideoDecodeError, match=f"index {T}") as err:
+        decode_frames(videos["mp4"], [1, T], backend=backend)
+    assert str(videos["mp4"]) in str(err.value)
+    data = videos["faststart"].read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(VideoDecodeError) as err:
+        decode_frames(cut, [1, T - 1], backend=backend)
+    assert str(cut) in str(err.value)
+
+
+def test_resolve_backend() -> None:
+    assert video_module.resolve_backend("pyav") == "pyav"
+    want = "torchcodec" if video_module.torchcodec_available() else "pyav"
+    assert video_module.resolve_backend("auto") == want
+    with pytest.raises(ValueError, match="backend"):
+        video_module.resolve_backend("decord")  # type: ignore[arg-type]

@@ -7,25 +7,32 @@ import pytest
 
 from mgr.data.transforms.pose import flip_skeleton, normalize_skeleton, uniform_sample_indices
 
+from .mmaction2_sampling import MMACTION2_TEST_INDICES
+
 # ------------------------------------------------------------------ reference sampler
 
 
 def reference_uniform_sample(num_frames, clip_len, num_clips, test_mode, rng):
     """mmaction2 ``UniformSampleFrames`` (``_get_train_clips`` / ``_get_test_clips``).
 
-    Written from the published algorithm, with ``np.random.randint(a)`` /
-    ``np.random.choice`` replaced by the same calls on a ``np.random.Generator``
-    (``integers(0, a)`` / ``choice``) so outputs can be compared exactly. In test
-    mode the caller passes a generator freshly seeded with the test seed
-    (mmaction2 calls ``np.random.seed(self.seed)`` once before the clip loop).
+    Written from the published algorithm. ``rng`` is a ``np.random.RandomState``
+    (mmaction2's own calls ``np.random.randint(a)`` / ``np.random.choice`` on the
+    global one) or a ``np.random.Generator`` (``integers(0, a)`` / ``choice``, mgr's
+    training stream). In test mode the caller passes ``RandomState(seed)``:
+    mmaction2 calls ``np.random.seed(self.seed)`` once before the clip loop.
     """
+    legacy = isinstance(rng, np.random.RandomState)
+
+    def randint(high):
+        return rng.randint(0, high) if legacy else rng.integers(0, high)
+
     all_inds = []
     for i in range(num_clips):
         if num_frames < clip_len:
             if test_mode:
                 start_ind = i if num_frames < num_clips else i * num_frames // num_clips
             else:
-                start_ind = rng.integers(0, num_frames)
+                start_ind = randint(num_frames)
             inds = np.arange(start_ind, start_ind + clip_len)
         elif clip_len <= num_frames < clip_len * 2:
             basic = np.arange(clip_len)
@@ -38,7 +45,7 @@ def reference_uniform_sample(num_frames, clip_len, num_clips, test_mode, rng):
             bids = np.array([j * num_frames // clip_len for j in range(clip_len + 1)])
             bsize = np.diff(bids)
             bst = bids[:clip_len]
-            inds = bst + rng.integers(0, bsize)
+            inds = bst + randint(bsize)
         all_inds.append(inds)
     return np.mod(np.concatenate(all_inds), num_frames)
 
@@ -79,14 +86,14 @@ def test_uniform_sample_test_mode_matches_reference(num_frames, clip_len, num_cl
         num_frames, clip_len, num_clips=num_clips, test_mode=True, seed=seed
     )
     want = reference_uniform_sample(
-        num_frames, clip_len, num_clips, True, np.random.default_rng(seed)
+        num_frames, clip_len, num_clips, True, np.random.RandomState(seed)
     )
     np.testing.assert_array_equal(got, want)
 
 
 def test_uniform_sample_default_test_seed_is_255():
     got = uniform_sample_indices(100, 16, num_clips=2, test_mode=True)
-    want = reference_uniform_sample(100, 16, 2, True, np.random.default_rng(255))
+    want = reference_uniform_sample(100, 16, 2, True, np.random.RandomState(255))
     np.testing.assert_array_equal(got, want)
 
 
@@ -383,3 +390,22 @@ def test_flip_is_an_involution():
     # x negated and joints swapped, nothing else
     np.testing.assert_array_equal(once[:, 1, 0], -kp[:, 3, 0])
     np.testing.assert_array_equal(once[:, 1, 1:], kp[:, 3, 1:])
+
+
+# ------------------------------------------------------------------ mmaction2's own indices
+
+
+@pytest.mark.parametrize("case", sorted(MMACTION2_TEST_INDICES))
+def test_uniform_sample_test_mode_is_index_identical_to_mmaction2(case):
+    """Every test view of mmaction2's UniformSampleFrames (seed 255), as it printed them."""
+    num_frames, clip_len, num_clips = case
+    got = uniform_sample_indices(num_frames, clip_len, num_clips=num_clips, test_mode=True)
+    np.testing.assert_array_equal(got, MMACTION2_TEST_INDICES[case])
+
+
+def test_uniform_sample_test_mode_leaves_numpy_global_state_alone():
+    np.random.seed(7)  # noqa: NPY002 (the global state is the point)
+    want = np.random.random()  # noqa: NPY002
+    np.random.seed(7)  # noqa: NPY002 (the global state is the point)
+    uniform_sample_indices(100, 48, num_clips=3, test_mode=True)
+    assert np.random.random() == want  # noqa: NPY002

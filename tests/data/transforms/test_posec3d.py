@@ -87,3 +87,32 @@ def test_limb_flip_permutation_maps_limbs_to_their_mirror():
     # RShoulder-RElbow alone: its mirror (LShoulder-LElbow) is not in the list.
     with pytest.raises(ValueError, match="mirror"):
         limb_flip_permutation([(2, 3)], lay.flip_permutation())
+
+
+# mmaction2 1.2.0 PoseCompact(hw_ratio=1., allow_imgpad=True) on these keypoints, img_shape
+# (1080, 1920), printed once: a joint at (12.5, 1050) (score 0 for a pose estimator, but
+# PoseCompact never sees scores) and one joint with x == 0 only (y is kept and shifted).
+# fmt: off
+_MM_KP = [[[[1091.1, 408.5], [980.9, 437.3], [912.3, 601.2], [905.0, 594.2], [1144.0, 584.6]],
+           [[1173.8, 515.1], [1082.0, 699.2], [1118.8, 694.3], [1063.1, 605.7], [0.0, 595.1]],
+           [[1144.8, 606.5], [900.8, 516.7], [1157.2, 440.5], [12.5, 1050.0], [1118.9, 557.6]],
+           [[952.7, 493.1], [1159.0, 545.8], [1062.4, 666.8], [989.9, 680.2], [1026.8, 507.3]]]]
+# fmt: on
+_MM_SHAPE = (1452, 1450)
+_MM_SHIFT = (-132.0, 3.0)  # what mmaction2 subtracted from non-zero x and non-zero y
+
+
+def test_pose_compact_matches_mmaction2_with_a_stray_joint():
+    kp = np.array(_MM_KP, np.float32)
+    out, shape = pose_compact(kp, (1080, 1920))
+    assert shape == _MM_SHAPE
+    want = kp.copy()
+    want[..., 0][want[..., 0] != 0] -= _MM_SHIFT[0]
+    want[..., 1][want[..., 1] != 0] -= _MM_SHIFT[1]
+    np.testing.assert_allclose(out, want, atol=1e-3)
+    # Dropping the stray joint (compact_unscored="drop" zeroes it first) shrinks the box
+    # to the body's.
+    dropped = kp.copy()
+    dropped[0, 2, 3] = 0
+    _, small = pose_compact(dropped, (1080, 1920))
+    assert max(small) < 500

@@ -325,3 +325,55 @@ def test_taylor_video_rejects_bad_arguments() -> None:
         taylor_video(video, order=0)
     with pytest.raises(ValueError, match="needs more than 4 frames"):
         taylor_video(video, order=4, window=6)
+
+
+# ------------------------------------------------------------------ device-side finishing
+
+
+def _cpu_path(clip: torch.Tensor, flip: bool, mean, std, taylor) -> torch.Tensor:
+    """What the workers computed before: per view, on ``(T, C, H, W)`` uint8 frames."""
+    if taylor is not None:
+        out = vt.taylor_video(clip.float() / 255.0, order=taylor[0], window=taylor[1])
+    else:
+        out = vt.normalize(clip, mean, std)
+    return vt.hflip(out) if flip else out
+
+
+@pytest.mark.parametrize("taylor", [None, (2, 4), (1, 3)])
+@pytest.mark.parametrize("views", [None, 3])
+def test_finish_video_batch_matches_the_cpu_path(taylor, views) -> None:
+    gen = torch.Generator().manual_seed(0)
+    b, c, t, h, w = 4, 3, 6, 10, 12
+    lead = (b,) if views is None else (b, views)
+    video = torch.randint(0, 256, (*lead, c, t, h, w), dtype=torch.uint8, generator=gen)
+    flip = torch.rand(lead, generator=gen) < 0.5
+    flip.view(-1)[0], flip.view(-1)[1] = True, False  # both kinds present
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    batch = {"video": video.clone(), "video_flip": flip, "label": torch.arange(b)}
+    if taylor is not None:
+        batch["video_taylor"] = torch.tensor(taylor).expand(*lead, 2)
+    else:
+        batch["video_mean"] = torch.tensor(mean).expand(*lead, c)
+        batch["video_std"] = torch.tensor(std).expand(*lead, c)
+    out = vt.finish_video_batch(batch)
+    assert set(out) == {"video", "label"}  # the recipe is consumed
+    assert out["video"].dtype == torch.float32 and out["video"].shape == video.shape
+    flat_in = video.flatten(0, len(lead) - 1)
+    flat_out = out["video"].flatten(0, len(lead) - 1)
+    for i, f in enumerate(flip.reshape(-1).tolist()):
+        # (C, T, H, W) -> the CPU path's (T, C, H, W)
+        want = _cpu_path(flat_in[i].transpose(0, 1), f, mean, std, taylor).transpose(0, 1)
+        torch.testing.assert_close(flat_out[i], want, rtol=0, atol=1e-6)
+    # Idempotent: a finished batch passes through unchanged.
+    again = vt.finish_video_batch(dict(out))
+    assert again["video"] is out["video"]
+
+
+def test_finish_video_batch_keeps_float_media_and_refuses_a_missing_recipe() -> None:
+    flow = torch.randn(2, 2, 4, 6, 6)
+    out = vt.finish_video_batch({"video": flow.clone(), "video_flip": torch.tensor([True, False])})
+    torch.testing.assert_close(out["video"][0], flow[0].flip(-1))
+    torch.testing.assert_close(out["video"][1], flow[1])
+    raw = torch.zeros(2, 3, 4, 6, 6, dtype=torch.uint8)
+    with pytest.raises(KeyError, match="video_mean"):
+        vt.finish_video_batch({"video": raw, "video_flip": torch.tensor([False, False])})
