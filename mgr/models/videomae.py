@@ -23,12 +23,14 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from .backbones.video_vit import (
     ARCH_KEYS,
     VideoMAEDecoder,
     VideoViTBackbone,
+    load_hf_videomae,
     masked_reconstruction_loss,
     pixel_targets,
     read_video_vit_checkpoint,
@@ -145,6 +147,10 @@ class VideoMAE(LightningModule):
             weight decay 0.05; biases and norms are never decayed).
         warmup_ratio: per-step linear warm-up over this share of the steps, then
             cosine decay to zero (VideoMAE: 40 of 800 epochs = 0.05); ``None``: constant.
+        pretrained: HuggingFace VideoMAE weights (a local ``save_pretrained`` directory
+            or weights file, e.g. the Kinetics-400 pretraining) to continue from: the
+            encoder's (:func:`~mgr.models.backbones.video_vit.load_hf_videomae`); the
+            decoder starts fresh. Never downloaded; not kept in checkpoints.
         num_classes: ignored (the CLI links the datamodule's class count; none is used).
         class_names: ignored, as ``num_classes``.
     """
@@ -169,6 +175,7 @@ class VideoMAE(LightningModule):
         norm_pix_loss: bool = True,
         optimizer: OptimizerCallable = _pretrain_optimizer,
         warmup_ratio: float | None = 0.05,
+        pretrained: str | None = None,
         num_classes: int | None = None,
         class_names: Sequence[str] | None = None,
     ) -> None:
@@ -194,6 +201,9 @@ class VideoMAE(LightningModule):
         )
         # Fail at construction, not at the first step, if no patch stays visible.
         tube_mask(1, self.encoder.grid, mask_ratio)
+        if pretrained is not None:
+            keys = load_hf_videomae(self.encoder, pretrained)
+            rank_zero_info(f"VideoMAE encoder: {len(keys)} tensors from {pretrained}")
 
     def forward(self, video: Tensor, mask: Tensor) -> Tensor:
         """Reconstruct the masked tubelets.
@@ -225,10 +235,23 @@ class VideoMAE(LightningModule):
             )
         return video
 
+    def on_train_start(self) -> None:
+        """Give every DDP rank its own mask stream (``seed_everything`` seeds ranks alike)."""
+        self._mask_generator = None
+        if self.trainer.world_size > 1:
+            seed = torch.initial_seed() + self.global_rank
+            self._mask_generator = torch.Generator().manual_seed(seed % 2**63)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         """One masked-reconstruction step with fresh tube masks."""
         video = self._video(batch)
-        mask = tube_mask(len(video), self.encoder.grid, self.hparams.mask_ratio, device=self.device)
+        mask = tube_mask(
+            len(video),
+            self.encoder.grid,
+            self.hparams.mask_ratio,
+            generator=getattr(self, "_mask_generator", None),
+            device=self.device,
+        )
         loss = self.reconstruction_loss(video, mask)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(video))
         return loss
@@ -260,8 +283,11 @@ class VideoMAE(LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record the class, as recognizers do (``mgr.features.load_recognizer``)."""
+        """Record the class (``mgr.features.load_recognizer``); drop the start file's path."""
         checkpoint["mgr_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        hparams = checkpoint.get("hyper_parameters")
+        if isinstance(hparams, dict) and hparams.get("pretrained") is not None:
+            hparams["pretrained"] = None
 
 
 class VideoViT(Recognizer):
@@ -292,6 +318,10 @@ class VideoViT(Recognizer):
         head_init_scale: the head's truncated-normal (std 0.02) weights are
             multiplied by it (VideoMAE: 0.001).
         dropout: dropout before the classifier (VideoMAE: 0.0 on Kinetics, 0.5 on SSv2).
+        pretrained: HuggingFace VideoMAE weights (a local directory or weights file:
+            a pretraining or a fine-tuned classifier, whose ``fc_norm`` becomes the
+            post-pooling ``norm``) for the encoder; the head starts fresh. Never
+            downloaded; not kept in checkpoints. For an mgr pretraining use ``init_from``.
         optimizer: optimizer factory (default AdamW lr 1e-3, weight decay 0.05).
         **kwargs: :class:`~mgr.models.base.Recognizer` arguments (``init_from``,
             ``warmup_ratio``, ``label_smoothing``, ...).
@@ -315,12 +345,16 @@ class VideoViT(Recognizer):
         layer_decay: float | None = 0.75,
         head_init_scale: float = 0.001,
         dropout: float = 0.0,
+        pretrained: str | None = None,
         optimizer: OptimizerCallable = _finetune_optimizer,
         **kwargs: Any,
     ) -> None:
         if layer_decay is not None and not 0.0 < layer_decay <= 1.0:
             raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
         super().__init__(num_classes, dropout=dropout, optimizer=optimizer, **kwargs)
+        if pretrained is not None:
+            keys = load_hf_videomae(self.backbone, pretrained)
+            rank_zero_info(f"VideoViT encoder: {len(keys)} tensors from {pretrained}")
 
     def configure_models(self) -> None:
         """Build the encoder and the (small-scale initialised) classifier."""

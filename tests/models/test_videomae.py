@@ -249,3 +249,24 @@ def test_cli_pretrain_then_finetune_with_init_from(synth_imigue_rgb, tmp_path, m
     pretrained = cli.model.encoder.state_dict()
     for key, value in fine.model.backbone.state_dict().items():
         assert torch.equal(value, pretrained[key]), key
+
+
+def test_pretrained_hf_videomae_weights(tmp_path):
+    """A HuggingFace VideoMAE save_pretrained directory starts both modules (not saved after)."""
+    from transformers import VideoMAEConfig, VideoMAEForPreTraining
+
+    config = VideoMAEConfig(
+        image_size=16, patch_size=4, num_frames=4, tubelet_size=2, hidden_size=16,
+        num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
+        decoder_hidden_size=8, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
+        decoder_intermediate_size=16,
+    )  # fmt: skip
+    hf = VideoMAEForPreTraining(config)
+    hf.save_pretrained(tmp_path)
+    want = hf.videomae.encoder.layer[1].intermediate.dense.weight
+    fine = VideoViT(5, **ARCH, pretrained=str(tmp_path))
+    assert torch.equal(fine.backbone.blocks[1].mlp.fc1.weight, want)
+    model = mae(pretrained=str(tmp_path))
+    assert torch.equal(model.encoder.blocks[1].mlp.fc1.weight, want)
+    model.on_save_checkpoint(ckpt := {"hyper_parameters": dict(model.hparams)})
+    assert ckpt["hyper_parameters"]["pretrained"] is None

@@ -42,6 +42,8 @@ __all__ = [
     "ARCH_KEYS",
     "VideoMAEDecoder",
     "VideoViTBackbone",
+    "hf_videomae_to_mgr",
+    "load_hf_videomae",
     "masked_reconstruction_loss",
     "patchify",
     "pixel_targets",
@@ -448,3 +450,111 @@ def read_video_vit_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[st
         arch["mlp_ratio"] = encoder["blocks.0.mlp.fc1.weight"].shape[0] / arch["embed_dim"]
     arch.update({k: hparams[k] for k in ARCH_KEYS if k in hparams})
     return arch, encoder, kind
+
+
+def hf_videomae_to_mgr(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Map a HuggingFace ``transformers`` VideoMAE state dict onto :class:`VideoViTBackbone`.
+
+    Accepts ``VideoMAEModel``, ``VideoMAEForPreTraining`` (``videomae.*``; the decoder is
+    dropped) and ``VideoMAEForVideoClassification`` (``videomae.*``; the classifier is
+    dropped, its ``fc_norm`` after mean pooling becomes ``norm``, which is where this
+    backbone applies it) weights. Separate query/key/value projections are fused into
+    timm's ``qkv`` (the key has no bias in VideoMAE: zeros); query and value biases are
+    read under either name HuggingFace uses (``q_bias``/``v_bias`` in saved files,
+    ``query.bias``/``value.bias`` in a live module's ``state_dict()``).
+
+    Args:
+        state: the HuggingFace state dict.
+
+    Returns:
+        A state dict of :class:`VideoViTBackbone` (``norm`` only if the checkpoint has one).
+
+    Raises:
+        ValueError: if the dict holds no VideoMAE encoder.
+    """
+    state = {k.removeprefix("videomae."): v for k, v in state.items()}
+    proj = "embeddings.patch_embeddings.projection"
+    if f"{proj}.weight" not in state:
+        raise ValueError(f"not a HuggingFace VideoMAE state dict (no {proj}.weight)")
+    out = {"patch_embed.weight": state[f"{proj}.weight"], "patch_embed.bias": state[f"{proj}.bias"]}
+    depth = len({k.split(".")[2] for k in state if k.startswith("encoder.layer.")})
+    names = {
+        "attention.output.dense": "attn.proj",
+        "intermediate.dense": "mlp.fc1",
+        "output.dense": "mlp.fc2",
+        "layernorm_before": "norm1",
+        "layernorm_after": "norm2",
+    }
+    for i in range(depth):
+        hf, ours = f"encoder.layer.{i}.", f"blocks.{i}."
+        att = hf + "attention.attention."
+        q, k, v = (state[f"{att}{n}.weight"] for n in ("query", "key", "value"))
+        out[ours + "attn.qkv.weight"] = torch.cat([q, k, v])
+        zeros = torch.zeros(q.shape[0], dtype=q.dtype)
+        # Saved files name the biases as the original code (q_bias, v_bias); modules as ViT.
+        q_bias = state.get(f"{att}q_bias", state.get(f"{att}query.bias", zeros))
+        v_bias = state.get(f"{att}v_bias", state.get(f"{att}value.bias", zeros))
+        out[ours + "attn.qkv.bias"] = torch.cat([q_bias, zeros, v_bias])
+        for name, mine in names.items():
+            for p in ("weight", "bias"):
+                out[f"{ours}{mine}.{p}"] = state[f"{hf}{name}.{p}"]
+    for norm in ("layernorm", "fc_norm"):
+        if f"{norm}.weight" in state:
+            out["norm.weight"], out["norm.bias"] = state[f"{norm}.weight"], state[f"{norm}.bias"]
+    return out
+
+
+def load_hf_videomae(backbone: VideoViTBackbone, path: str | Path) -> list[str]:
+    """Load HuggingFace VideoMAE weights (a local directory or weights file) into ``backbone``.
+
+    E.g. the Kinetics-400 VideoMAE ViT-B pretraining saved by ``save_pretrained`` (or its
+    ``model.safetensors``); nothing is downloaded. The architecture must match
+    (``embed_dim``, ``depth``, ``patch_size``, ``tubelet_size``); positions are the fixed
+    sinusoid table of this backbone's ``img_size`` and ``num_frames``.
+
+    Args:
+        backbone: the encoder to fill.
+        path: a directory with ``model.safetensors`` or ``pytorch_model.bin``, or such a file.
+
+    Returns:
+        The loaded keys (a checkpoint without a final norm keeps ``norm`` as initialised).
+
+    Raises:
+        FileNotFoundError: if no weights file is found.
+        ValueError: naming the file, for another model or mismatching shapes.
+    """
+    path = Path(path)
+    if path.is_dir():
+        found = [
+            path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).is_file()
+        ]
+        if not found:
+            raise FileNotFoundError(f"no model.safetensors or pytorch_model.bin in {path}")
+        path = found[0]
+    if not path.is_file():
+        raise FileNotFoundError(f"VideoMAE weights not found: {path} (nothing is downloaded)")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        mapped = hf_videomae_to_mgr(state)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from err
+    own = backbone.state_dict()
+    bad = {
+        k: (tuple(v.shape), tuple(own[k].shape))
+        for k, v in mapped.items()
+        if k in own and v.shape != own[k].shape
+    }
+    missing = sorted(set(own) - set(mapped) - {"norm.weight", "norm.bias"})
+    if bad or missing or set(mapped) - set(own):
+        raise ValueError(
+            f"{path}: VideoMAE weights do not fit this backbone ({backbone.arch}): shapes "
+            f"(file, model) {dict(list(bad.items())[:5])}, missing {missing[:5]}, "
+            f"unexpected {sorted(set(mapped) - set(own))[:5]}"
+        )
+    backbone.load_state_dict(mapped, strict=False)
+    return sorted(mapped)

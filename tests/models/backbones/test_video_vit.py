@@ -198,3 +198,56 @@ def test_read_checkpoint_kinds(tmp_path):
         read_video_vit_checkpoint(tmp_path / "other.ckpt")
     with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
         read_video_vit_checkpoint(tmp_path / "missing.ckpt")
+
+
+def test_backbone_equals_transformers_videomae(tmp_path):
+    """HF's VideoMAE encoder with its weights mapped in gives our tokens, masked or not."""
+    from transformers import VideoMAEConfig, VideoMAEModel
+
+    from mgr.models.backbones.video_vit import load_hf_videomae
+
+    config = VideoMAEConfig(
+        image_size=16, patch_size=4, num_frames=4, tubelet_size=2, hidden_size=16,
+        num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
+        use_mean_pooling=False, layer_norm_eps=1e-5,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    hf = VideoMAEModel(config).eval()
+    with torch.no_grad():  # HF starts biases and norms at 0/1: perturb so the map is exercised
+        for p in hf.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    hf.save_pretrained(tmp_path)
+    ours = VideoViTBackbone(**TINY).eval()
+    loaded = load_hf_videomae(ours, tmp_path)
+    assert "blocks.2.attn.qkv.weight" in loaded and "norm.weight" in loaded
+    video = torch.randn(2, 3, 4, 16, 16)
+    mask = tube_mask(2, ours.grid, 0.75, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = hf(pixel_values=video.transpose(1, 2)).last_hidden_state
+        got = ours.norm(ours.forward_tokens(video)[0])
+        want_visible = hf(pixel_values=video.transpose(1, 2), bool_masked_pos=mask)
+        got_visible = ours.norm(ours.forward_tokens(video, visible=~mask)[0])
+    assert torch.allclose(got, want, atol=1e-5)
+    assert torch.allclose(got_visible, want_visible.last_hidden_state, atol=1e-5)
+    with pytest.raises(ValueError, match="do not fit"):
+        load_hf_videomae(VideoViTBackbone(**{**TINY, "depth": 2}), tmp_path)
+
+
+def test_hf_map_reads_live_state_dicts_too():
+    """A live HF module names its biases query.bias/value.bias, saved files q_bias/v_bias."""
+    from transformers import VideoMAEConfig, VideoMAEModel
+
+    from mgr.models.backbones.video_vit import hf_videomae_to_mgr
+
+    config = VideoMAEConfig(
+        image_size=16, patch_size=4, num_frames=4, tubelet_size=2, hidden_size=16,
+        num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+    )  # fmt: skip
+    hf = VideoMAEModel(config)
+    with torch.no_grad():
+        hf.encoder.layer[0].attention.attention.query.bias.fill_(1.0)
+        hf.encoder.layer[0].attention.attention.value.bias.fill_(2.0)
+    bias = hf_videomae_to_mgr(hf.state_dict())["blocks.0.attn.qkv.bias"]
+    assert bias.tolist() == [1.0] * 16 + [0.0] * 16 + [2.0] * 16
+    with pytest.raises(ValueError, match="not a HuggingFace VideoMAE"):
+        hf_videomae_to_mgr({"x": torch.zeros(1)})
