@@ -16,6 +16,11 @@ with ``mgr fit``.
 
     mgr synth --layout imigue --out data/synthmg_imigue_rgb --seed 0 --subjects 16 4 6 --video
     python benchmarks/fgsgl_ablations.py [--epochs 40] [--rows full no_fg_sa ...]
+
+On a VideoMAE-pretrained video ViT (``benchmarks/videomae_synth.py`` or
+``experiments/synth/videomae_pretrain.yaml``) instead of the frame-wise ViT from scratch:
+
+    python benchmarks/fgsgl_ablations.py --visual mgr --visual-path PRETRAIN.ckpt --clip-len 8
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
 
 # A CPU-sized frame-wise ViT: 32x32 frames, 4x4 patches (64 tokens), 4 blocks of width 64.
 VIT = {"img_size": 32, "patch_size": 4, "embed_dim": 64, "depth": 4, "num_heads": 2}
+# ``--visual mgr`` without a checkpoint: the video ViT of benchmarks/videomae_synth.py.
+VIDEO_VIT = {"img_size": 32, "tubelet_size": 2, "patch_size": 4, "embed_dim": 96, "depth": 4}
+VIDEO_VIT |= {"num_heads": 3}
 
 
 class _Cached(Dataset):
@@ -114,10 +122,16 @@ class CachedClips(LightningDataModule):
 def run_row(switches: dict[str, Any], data: CachedClips, args: argparse.Namespace, out: Path):
     """Train one row from seed 0; test the best-validation checkpoint."""
     seed_everything(0, workers=True)
+    visual: dict[str, Any] = {"visual_kwargs": VIT}
+    if args.visual == "mgr":  # the video ViT: architecture from the pretraining checkpoint
+        visual = {"visual": "mgr", "visual_path": args.visual_path}
+        visual["visual_kwargs"] = {"drop_path_rate": 0.1}
+        if args.visual_path is None:  # from scratch: the pretraining's architecture
+            visual["visual_kwargs"] |= VIDEO_VIT | {"num_frames": args.clip_len}
     model = FGSGL(
         data.num_classes,
         class_names=data.dm.class_names,
-        visual_kwargs=VIT,
+        **visual,
         mid_layer=1,
         text_dim=384,
         finetune="full",
@@ -155,17 +169,28 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--out", default="runs/synth_fgsgl_ablations")
+    parser.add_argument(
+        "--visual",
+        choices=["timm", "mgr"],
+        default="timm",
+        help="frame-wise timm ViT from scratch, or mgr's video ViT (VideoMAE encoder)",
+    )
+    parser.add_argument("--visual-path", help="mgr: a VideoMAE / VideoViT checkpoint")
+    parser.add_argument("--clip-len", type=int, default=4, help="frames per clip")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (busy CPU: 1)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     out = Path(args.out)
     dm = IMiGUEDataModule(
         args.data,
         modalities=["video"],
         fg_text=True,
-        clip_len=4,
+        clip_len=args.clip_len,
         video=VideoOptions(size=32, crop="saliency", margin=0.2),
     )
     t0 = time.perf_counter()
-    data = CachedClips(dm, out / "clips_4x32.pt", args.batch_size)
+    data = CachedClips(dm, out / f"clips_{args.clip_len}x32.pt", args.batch_size)
     print(f"clips decoded/loaded in {time.perf_counter() - t0:.0f} s")
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
@@ -175,7 +200,11 @@ def main() -> None:
         print(name, results[name], flush=True)
     test = torch.tensor([it["label"] for it in data.splits["test"]])
     floor = torch.bincount(test).max().item() / len(test)
-    print(f"\nFG-SGL ablations, {args.data}, {args.epochs} epochs, seed 0, test split")
+    encoder = args.visual_path or f"{args.visual} from scratch"
+    print(
+        f"\nFG-SGL ablations, {args.data}, {args.clip_len} frames, encoder {encoder}, "
+        f"{args.epochs} epochs, lr {args.lr}, seed 0, test split"
+    )
     cols = ("val best", "top-1", "macro-F1", "mean-cls", "fit s")
     print(f"{'row':<48s} " + " ".join(f"{c:>8s}" for c in cols))
     for name in args.rows:

@@ -13,14 +13,22 @@ from . import classes, skeletons
 from .classes import ClassList, get_classes
 from .data.datasets import HeatmapOptions, VideoOptions
 from .data.synthetic import SynthMGConfig, generate_synthmg
-from .datamodules import IMiGUEDataModule, MA52DataModule, MicroGestureDataModule, SMGDataModule
+from .datamodules import (
+    IMiGUEDataModule,
+    MA52DataModule,
+    MicroGestureDataModule,
+    SMGDataModule,
+    UnlabeledDataModule,
+)
 from .models import (
     STCNN,
     PoseConv3D,
     R2Plus1D,
     Recognizer,
     RGBPoseConv3D,
+    VideoMAE,
     VideoSwin,
+    VideoViT,
     load_mmaction_checkpoint,
 )
 from .predictions import PredictionSet, load_predictions
@@ -41,8 +49,11 @@ __all__ = [
     "SMGDataModule",
     "SkeletonLayout",
     "SynthMGConfig",
+    "UnlabeledDataModule",
+    "VideoMAE",
     "VideoOptions",
     "VideoSwin",
+    "VideoViT",
     "__version__",
     "classes",
     "generate_synthmg",

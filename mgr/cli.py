@@ -227,6 +227,12 @@ def _synth(argv: Sequence[str]) -> int:
     )
     p.add_argument("--video", action="store_true", help="also render RGB videos")
     p.add_argument("--video-size", type=int, nargs=2, default=d.video_size, metavar=("H", "W"))
+    p.add_argument(
+        "--untrimmed-video",
+        action="store_true",
+        help="iMiGUE layout: also write each whole sequence as imigue_rgb_untrimmed/<vid>.mp4 "
+        "(unlabelled footage for self-supervised pretraining)",
+    )
     a = p.parse_args(argv)
     subjects = tuple(a.subjects) if a.subjects else None
     out = generate_synthmg(
@@ -241,6 +247,7 @@ def _synth(argv: Sequence[str]) -> int:
         gap_frames=tuple(a.gap_frames),
         video=a.video,
         video_size=tuple(a.video_size),
+        untrimmed_video=a.untrimmed_video,
     )
     meta = json.loads((out / "synthmg.json").read_text())
     counts = {k: sum(v) for k, v in meta["class_counts"].items()}

@@ -381,6 +381,10 @@ class SynthMGConfig:
             encoder needs them). The skeleton keeps its full-HD pixel space; the
             video is the same frame scaled down.
         fps: frame rate written into the videos.
+        untrimmed_video: iMiGUE layout: also write each whole rendered sequence as
+            ``imigue_rgb_untrimmed/<vid>.mp4`` (not part of the MiGA release, which
+            ships clips only): the unlabelled footage between clips, for
+            self-supervised pretraining (:class:`mgr.datamodules.UnlabeledDataModule`).
 
     RGB videos (``video=True``) follow each release's RGB layout: iMiGUE as
     MiGA'25 per-clip files ``imigue_rgb_{train,validate,test}/<vid>_<k>.mp4`` with
@@ -406,6 +410,7 @@ class SynthMGConfig:
     video: bool = False
     video_size: tuple[int, int] = (180, 320)
     fps: float = 30.0
+    untrimmed_video: bool = False
 
     def __post_init__(self) -> None:
         if self.layout not in GESTURES:
@@ -429,6 +434,11 @@ class SynthMGConfig:
             raise ValueError(f"video_size must be even, got {self.video_size}")
         if self.layout == "ma52":
             self.video = True
+        if self.untrimmed_video and (self.layout != "imigue" or not self.video):
+            raise ValueError(
+                "untrimmed_video writes the iMiGUE layout's whole sequences: it needs "
+                "layout='imigue' and video=True (SMG's RGB is untrimmed already)"
+            )
         lo, hi = self.clip_frames
         if not 4 <= lo <= hi:
             raise ValueError(f"clip_frames must satisfy 4 <= min <= max, got {self.clip_frames}")
@@ -1378,6 +1388,10 @@ class _IMiGUEWriter(_Writer):
                     rgb_dir / f"{name}_{k}.mp4", rgb[s : e + 1], fps=self.cfg.fps, preset="veryfast"
                 )
                 self.lists[split].append(f"{name}_{k}.mp4 {c}")
+            if self.cfg.untrimmed_video:
+                folder = self.out / "imigue_rgb_untrimmed"
+                folder.mkdir(exist_ok=True)
+                write_video(folder / f"{name}.mp4", rgb, fps=self.cfg.fps, preset="veryfast")
         for k, (c, _, _) in enumerate(clips):
             yield name, split, c, f"{name}_{k}"
 

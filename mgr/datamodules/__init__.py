@@ -5,6 +5,7 @@ from .imigue import IMiGUEDataModule
 from .ma52 import MA52DataModule
 from .online import IMiGUEOnlineDataModule, OnlineDataModule, SMGOnlineDataModule
 from .smg import SMGDataModule
+from .unlabeled import UnlabeledDataModule
 
 __all__ = [
     "IMiGUEDataModule",
@@ -14,4 +15,5 @@ __all__ = [
     "OnlineDataModule",
     "SMGDataModule",
     "SMGOnlineDataModule",
+    "UnlabeledDataModule",
 ]

@@ -13,6 +13,7 @@ from .video_checkpoints import (
     load_mmaction_swin_checkpoint,
     load_torchvision_video_checkpoint,
 )
+from .videomae import VideoMAE, VideoViT
 
 __all__ = [
     "FGSGL",
@@ -23,7 +24,9 @@ __all__ = [
     "R2Plus1D",
     "RGBPoseConv3D",
     "Recognizer",
+    "VideoMAE",
     "VideoSwin",
+    "VideoViT",
     "load_mgr_video_checkpoint",
     "load_mmaction_checkpoint",
     "load_mmaction_swin_checkpoint",

@@ -711,9 +711,20 @@ class Recognizer(LightningModule):
                 f"(e.g. {their_names[diff[0]]!r} vs {our_names[diff[0]]!r})"
             )
 
+    def optimizer_param_groups(self) -> list[Tensor] | list[dict[str, Any]]:
+        """What the optimizer factory receives: the trainable parameters, or param groups.
+
+        Override to give groups their own settings (e.g. ``weight_decay``); a
+        group's ``lr_scale`` multiplies the optimizer's learning rate (layer-wise
+        learning-rate decay, :class:`mgr.models.VideoViT`).
+        """
+        return [p for p in self.parameters() if p.requires_grad]
+
     def configure_optimizers(self) -> Any:
         """Optimizer over trainable parameters; per-epoch scheduler or per-step warm-up cosine."""
-        optimizer = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
+        optimizer = self.optimizer_factory(self.optimizer_param_groups())
+        for group in optimizer.param_groups:  # before the scheduler records its base lrs
+            group["lr"] = group["lr"] * group.get("lr_scale", 1.0)
         warmup = self.hparams.get("warmup_ratio")
         if warmup is not None:
             total = max(1, int(self.trainer.estimated_stepping_batches))

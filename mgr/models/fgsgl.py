@@ -124,13 +124,18 @@ class FGSGL(Recognizer):
 
     Args:
         num_classes: number of classes.
-        visual: visual encoder kind: ``"timm"``, ``"open_clip"`` or ``"hf"``.
+        visual: visual encoder kind: ``"timm"``, ``"open_clip"``, ``"hf"`` or
+            ``"mgr"`` (mgr's video ViT, e.g. a :class:`~mgr.models.VideoMAE`
+            pretraining's encoder: space-time tokens instead of frames).
         visual_name: timm model name / open_clip architecture.
-        visual_path: local weights (timm, open_clip) or model directory (hf);
-            ``None``: random init (timm, open_clip). Never downloaded.
+        visual_path: local weights (timm, open_clip), model directory (hf) or an mgr
+            ``VideoMAE`` / ``VideoViT`` checkpoint (mgr); ``None``: random init
+            (timm, open_clip, mgr). Never downloaded.
         visual_kwargs: extra encoder arguments (timm: ``img_size``, ``embed_dim``,
             ``depth``, ``num_heads``, ``patch_size``; open_clip: ``model_cfg``; hf:
-            ``trust_remote_code``).
+            ``trust_remote_code``; mgr: ``drop_path_rate`` and, without a
+            checkpoint, the architecture: ``img_size``, ``num_frames``,
+            ``patch_size``, ``embed_dim``, ``depth``, ``num_heads``, ...).
         mid_layer: 0-based block of the mid-level feature (``None``: the middle one).
         temporal_layers: temporal transformer layers on the frame features.
         text: text encoder kind: ``"minilm"`` (packaged all-MiniLM-L6-v2, the
@@ -172,7 +177,7 @@ class FGSGL(Recognizer):
     def __init__(
         self,
         num_classes: int,
-        visual: Literal["timm", "open_clip", "hf"] = "timm",
+        visual: Literal["timm", "open_clip", "hf", "mgr"] = "timm",
         visual_name: str | None = "vit_tiny_patch16_224",
         visual_path: str | None = None,
         visual_kwargs: dict[str, Any] | None = None,
@@ -234,6 +239,8 @@ class FGSGL(Recognizer):
             temporal_layers=hp.temporal_layers,
             **(hp.visual_kwargs or {}),
         )
+        if hp.visual == "mgr":  # checkpoints rebuild the architecture without the start file
+            hp["visual_kwargs"] = {**(hp.visual_kwargs or {}), **self.encoder.model.arch}
         model = self.encoder.model  # the pretrained part; the temporal mixer always trains
         if hp.finetune == "lora":
             targets = hp.lora_targets or default_lora_targets(self.encoder)
@@ -390,11 +397,11 @@ class FGSGL(Recognizer):
         return loss
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Drop weight-only start paths: timm/open_clip weights are in the state dict.
+        """Drop weight-only start paths: timm/open_clip/mgr weights are in the state dict.
 
         An ``hf`` encoder keeps ``visual_path``: its directory defines the architecture.
         """
         super().on_save_checkpoint(checkpoint)
         hparams = checkpoint.get("hyper_parameters")
-        if isinstance(hparams, dict) and hparams.get("visual") in ("timm", "open_clip"):
+        if isinstance(hparams, dict) and hparams.get("visual") in ("timm", "open_clip", "mgr"):
             hparams["visual_path"] = None

@@ -202,3 +202,22 @@ def test_smg_figure_follows_the_skeleton(releases: dict[str, Path]) -> None:
     video = read_video(root / "smg_rgb" / "Sample0001" / "Sample0001_color.mp4")
     pts = bone_points(xy, get_layout("kinect_v2_25").limbs)
     check_figure_follows_skeleton(moving_pixels(video), pts)
+
+
+def test_imigue_untrimmed_videos(tmp_path: Path) -> None:
+    """``untrimmed_video`` writes each whole sequence; its clips are frame ranges of it."""
+    root = generate_synthmg(
+        tmp_path, layout="imigue", subjects=(1, 1, 1), video=True, untrimmed_video=True, **BASE
+    )
+    for skeleton_dir, rgb_dir in IMIGUE_DIRS.values():
+        for folder in sorted((root / skeleton_dir).iterdir()):
+            vid = folder.name
+            long = root / "imigue_rgb_untrimmed" / f"{vid}.mp4"
+            assert probe_video(long).num_frames == num_lines(folder / f"{vid}_light_hand.csv")
+            whole = read_video(long).astype(np.float32)
+            _, start, end = label_rows(folder / f"{vid}_label.csv")[0]
+            clip = read_video(root / rgb_dir / f"{vid}_0.mp4").astype(np.float32)
+            assert np.abs(whole[start : end + 1] - clip).mean() < 2.0  # same frames, re-encoded
+            assert np.abs(whole[start + 1 : end + 2] - clip).mean() > 2.0  # and not shifted
+    with pytest.raises(ValueError, match="untrimmed_video"):
+        SynthMGConfig(layout="smg", video=True, untrimmed_video=True)

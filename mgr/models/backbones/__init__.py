@@ -11,6 +11,7 @@ from .video import (
     r2plus1d_backbone,
     swin3d_backbone,
 )
+from .video_vit import VideoMAEDecoder, VideoViTBackbone
 
 __all__ = [
     "DecoupledSTCNN",
@@ -19,6 +20,8 @@ __all__ = [
     "ResNet3dPathway",
     "ResNet3dSlowOnly",
     "SwinTransformer3dBackbone",
+    "VideoMAEDecoder",
+    "VideoViTBackbone",
     "adapt_input_channels",
     "r2plus1d_backbone",
     "slowonly_pose",

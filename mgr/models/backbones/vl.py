@@ -12,8 +12,10 @@ and pool over time. They expose two levels, as FG-SGL aligns both with text:
 
 Implementations: :class:`TimmViTEncoder` (any timm ViT, random init or a local
 checkpoint), :class:`OpenCLIPVisualEncoder` (an open_clip visual tower from a
-local checkpoint or a config dict) and :class:`HFVisualEncoder` (a HuggingFace
-vision tower from a local directory: CLIP, SigLIP, InternViT, ...).
+local checkpoint or a config dict), :class:`HFVisualEncoder` (a HuggingFace
+vision tower from a local directory: CLIP, SigLIP, InternViT, ...) and
+:class:`VideoViTEncoder` (mgr's video ViT, e.g. the encoder of a
+:class:`mgr.models.VideoMAE` pretraining: space-time tokens, not frame-wise).
 
 Text encoders are **frozen** and kept outside the module tree (they are not
 trained and not saved in checkpoints): :class:`SentenceTransformerText` (by
@@ -37,6 +39,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .video_vit import ARCH_KEYS, VideoViTBackbone, read_video_vit_checkpoint
+
 __all__ = [
     "CachedTextEncoder",
     "HFText",
@@ -46,6 +50,7 @@ __all__ = [
     "SentenceTransformerText",
     "TextEncoder",
     "TimmViTEncoder",
+    "VideoViTEncoder",
     "VisualEncoder",
     "apply_lora",
     "build_text_encoder",
@@ -307,6 +312,66 @@ class HFVisualEncoder(VisualEncoder):
         return mid.mean(1), high
 
 
+class VideoViTEncoder(VisualEncoder):
+    """mgr's video ViT (:class:`~mgr.models.backbones.video_vit.VideoViTBackbone`).
+
+    It attends over space-time tubelet tokens of the whole clip, so there is no
+    frame-wise pass and no temporal mixer: the **mid-level** feature is the
+    mean of the tokens after block ``mid_layer``, the **high-level** feature the
+    final norm of the mean of the last block's tokens (the feature
+    :class:`mgr.models.VideoViT` classifies).
+
+    Args:
+        checkpoint: a :class:`mgr.models.VideoMAE` pretraining (its encoder), a
+            :class:`mgr.models.VideoViT` run or a backbone state dict; the
+            architecture is read from it. ``None``: random init from ``arch``.
+        mid_layer: 0-based block of the mid-level feature (``None``: the middle one).
+        temporal_layers: must be 0 (the encoder mixes time itself).
+        drop_path_rate: stochastic depth of the last block.
+        **arch: :data:`~mgr.models.backbones.video_vit.ARCH_KEYS` (``img_size``,
+            ``num_frames``, ``patch_size``, ``embed_dim``, ``depth``, ...); with a
+            checkpoint, any given must agree with it.
+    """
+
+    lora_targets = ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")
+
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        mid_layer: int | None = None,
+        temporal_layers: int = 0,
+        drop_path_rate: float = 0.0,
+        **arch: Any,
+    ) -> None:
+        super().__init__(0)
+        if temporal_layers:
+            raise ValueError("a video ViT mixes time in its own attention: temporal_layers=0")
+        unknown = sorted(set(arch) - set(ARCH_KEYS))
+        if unknown:
+            raise ValueError(f"unknown video ViT arguments {unknown}; known: {list(ARCH_KEYS)}")
+        state = None
+        if checkpoint is not None:
+            found, state, _ = read_video_vit_checkpoint(checkpoint)
+            differ = {k: (v, found[k]) for k, v in arch.items() if k in found and found[k] != v}
+            if differ:
+                raise ValueError(
+                    f"{checkpoint}: architecture differs from the arguments "
+                    f"(given, checkpoint): {differ}"
+                )
+            arch = {**arch, **found}
+        self.model = VideoViTBackbone(**arch, drop_path_rate=drop_path_rate)
+        if state is not None:
+            self.model.load_state_dict(state)
+        self.num_layers = self.model.depth
+        self.mid_dim = self.high_dim = self.model.embed_dim
+        self._finish(mid_layer)
+
+    def forward(self, video: Tensor) -> tuple[Tensor, Tensor]:
+        """``video (B, C, T, H, W)`` -> ``(mid (B, D), high (B, D))``."""
+        tokens, (mid,) = self.model.forward_tokens(video, return_layers=(self.mid_layer,))
+        return mid.mean(1), self.model.norm(tokens.mean(1))
+
+
 def build_visual_encoder(
     kind: str,
     name: str | None = None,
@@ -318,9 +383,10 @@ def build_visual_encoder(
     """Build a visual encoder by kind.
 
     Args:
-        kind: ``"timm"``, ``"open_clip"`` or ``"hf"``.
-        name: timm model name / open_clip architecture (unused for ``"hf"``).
-        path: local weights (timm, open_clip) or model directory (hf).
+        kind: ``"timm"``, ``"open_clip"``, ``"hf"`` or ``"mgr"`` (:class:`VideoViTEncoder`).
+        name: timm model name / open_clip architecture (unused for ``"hf"``, ``"mgr"``).
+        path: local weights (timm, open_clip), model directory (hf) or an mgr
+            VideoMAE / VideoViT checkpoint (mgr).
         mid_layer: block of the mid-level feature.
         temporal_layers: temporal transformer layers on the high-level features.
         **kwargs: encoder-specific arguments (timm architecture overrides,
@@ -342,7 +408,11 @@ def build_visual_encoder(
         if path is None:
             raise ValueError("an 'hf' visual encoder needs path (a local model directory)")
         return HFVisualEncoder(path, mid_layer=mid_layer, temporal_layers=temporal_layers, **kwargs)
-    raise ValueError(f"visual encoder kind must be 'timm', 'open_clip' or 'hf', got {kind!r}")
+    if kind == "mgr":
+        return VideoViTEncoder(path, mid_layer=mid_layer, temporal_layers=temporal_layers, **kwargs)
+    raise ValueError(
+        f"visual encoder kind must be 'timm', 'open_clip', 'hf' or 'mgr', got {kind!r}"
+    )
 
 
 def default_lora_targets(encoder: VisualEncoder) -> list[str]:
