@@ -84,7 +84,7 @@ def _synth(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(
         prog="mgr synth",
         description="Write a SynthMG release in the "
-        "real on-disk layout of iMiGUE (MiGA'23 csv), SMG or MA-52 (video only).",
+        "real on-disk layout of iMiGUE (MiGA'23 csv or MiGA'25 xlsx), SMG or MA-52 (video only).",
     )
     p.add_argument("--layout", choices=["imigue", "smg", "ma52"], default="imigue")
     p.add_argument("--out", required=True, help="output folder")
@@ -120,6 +120,21 @@ def _synth(argv: Sequence[str]) -> int:
     )
     p.add_argument("--video", action="store_true", help="also render RGB videos")
     p.add_argument("--video-size", type=int, nargs=2, default=d.video_size, metavar=("H", "W"))
+    p.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        default=d.image_size,
+        metavar=("H", "W"),
+        help="pixel space of the keypoints (iMiGUE MiGA'25: 720 1280; SMG: fixed 1080 1920); "
+        "--video-size equal to it renders the videos at that real resolution",
+    )
+    p.add_argument(
+        "--source",
+        choices=["miga23", "miga25"],
+        default=d.source,
+        help="iMiGUE skeleton files: MiGA'23 _light_hand.csv or MiGA'25 _openpose.xlsx",
+    )
     a = p.parse_args(argv)
     subjects = tuple(a.subjects) if a.subjects else None
     out = generate_synthmg(
@@ -134,6 +149,8 @@ def _synth(argv: Sequence[str]) -> int:
         gap_frames=tuple(a.gap_frames),
         video=a.video,
         video_size=tuple(a.video_size),
+        image_size=tuple(a.image_size),
+        source=a.source,
     )
     meta = json.loads((out / "synthmg.json").read_text())
     counts = {k: sum(v) for k, v in meta["class_counts"].items()}
