@@ -191,7 +191,7 @@ def _synth(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(
         prog="mgr synth",
         description="Write a SynthMG release in the "
-        "real on-disk layout of iMiGUE (MiGA'23 csv), SMG or MA-52 (video only).",
+        "real on-disk layout of iMiGUE (MiGA'23 csv or MiGA'25 xlsx), SMG or MA-52 (video only).",
     )
     p.add_argument("--layout", choices=["imigue", "smg", "ma52"], default="imigue")
     p.add_argument("--out", required=True, help="output folder")
@@ -233,6 +233,21 @@ def _synth(argv: Sequence[str]) -> int:
         help="iMiGUE layout: also write each whole sequence as imigue_rgb_untrimmed/<vid>.mp4 "
         "(unlabelled footage for self-supervised pretraining)",
     )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        default=d.image_size,
+        metavar=("H", "W"),
+        help="pixel space of the keypoints (iMiGUE MiGA'25: 720 1280; SMG: fixed 1080 1920); "
+        "--video-size equal to it renders the videos at that real resolution",
+    )
+    p.add_argument(
+        "--source",
+        choices=["miga23", "miga25"],
+        default=d.source,
+        help="iMiGUE skeleton files: MiGA'23 _light_hand.csv or MiGA'25 _openpose.xlsx",
+    )
     a = p.parse_args(argv)
     subjects = tuple(a.subjects) if a.subjects else None
     out = generate_synthmg(
@@ -248,6 +263,8 @@ def _synth(argv: Sequence[str]) -> int:
         video=a.video,
         video_size=tuple(a.video_size),
         untrimmed_video=a.untrimmed_video,
+        image_size=tuple(a.image_size),
+        source=a.source,
     )
     meta = json.loads((out / "synthmg.json").read_text())
     counts = {k: sum(v) for k, v in meta["class_counts"].items()}

@@ -10,6 +10,8 @@ same readers serve synthetic and real data:
   ``imigue_skeleton_{train,validate,test}/<vid>/<vid>_light_hand.csv`` (frame
   index + 35 OpenPose joints x (x, y, c) in pixels) and ``<vid>_label.csv``
   (``gid,start,end``, gid 1..31 or 99, 0-based inclusive frames).
+  With ``source="miga25"`` the skeleton is the MiGA'25 ``<vid>_openpose.xlsx``
+  (137 OpenPose keypoints: BODY_25, face 70, left and right hand 21) instead.
 * ``layout="smg"``: the SMG raw layout ``SampleXXXX/SampleXXXX_skeleton.csv``
   (25 Kinect-v2 joints x 11 values: world xyz in metres, orientation, pixel
   xy, depth xy), ``_finelabels.csv`` (``label,start,end``, label 1..17, end
@@ -50,6 +52,7 @@ from typing import Literal
 import numpy as np
 
 from .fgtext import FGAttributes, write_fgtext_csv
+from .readers.miga import write_openpose_xlsx
 from .readers.video import write_video
 from .synthetic_render import FigureStyle, render_background, render_figure
 
@@ -378,13 +381,20 @@ class SynthMGConfig:
         video: also render RGB videos of the figure (see below). MA-52 is a
             video-only release, so ``layout="ma52"`` always renders them.
         video_size: ``(H, W)`` of the rendered videos (even numbers: the mp4
-            encoder needs them). The skeleton keeps its full-HD pixel space; the
-            video is the same frame scaled down.
+            encoder needs them). The skeleton keeps its own pixel space
+            (``image_size``); the video is the same frame scaled to this size.
+            The real releases: iMiGUE 720x1280, SMG 1080x1920 (Kinect v2 colour).
         fps: frame rate written into the videos.
         untrimmed_video: iMiGUE layout: also write each whole rendered sequence as
             ``imigue_rgb_untrimmed/<vid>.mp4`` (not part of the MiGA release, which
             ships clips only): the unlabelled footage between clips, for
             self-supervised pretraining (:class:`mgr.datamodules.UnlabeledDataModule`).
+        image_size: ``(H, W)`` of the pixel space the keypoints are written in (and
+            that the figure is framed in). iMiGUE's MiGA'25 code uses 720x1280; SMG's
+            Kinect colour camera is fixed at 1080x1920 (the only size allowed there).
+        source: iMiGUE skeleton format: ``"miga23"`` (``_light_hand.csv``, 35 joints)
+            or ``"miga25"`` (``_openpose.xlsx``, 137 keypoints; face and the 21 points
+            of each hand are derived from the body model).
 
     RGB videos (``video=True``) follow each release's RGB layout: iMiGUE as
     MiGA'25 per-clip files ``imigue_rgb_{train,validate,test}/<vid>_<k>.mp4`` with
@@ -411,6 +421,8 @@ class SynthMGConfig:
     video_size: tuple[int, int] = (180, 320)
     fps: float = 30.0
     untrimmed_video: bool = False
+    image_size: tuple[int, int] = (1080, 1920)
+    source: Literal["miga23", "miga25"] = "miga23"
 
     def __post_init__(self) -> None:
         if self.layout not in GESTURES:
@@ -432,6 +444,16 @@ class SynthMGConfig:
             )
         if any(v % 2 for v in self.video_size):
             raise ValueError(f"video_size must be even, got {self.video_size}")
+        if len(self.image_size) != 2 or min(self.image_size) < 64:
+            raise ValueError(f"image_size must be (H, W) >= 64 px, got {self.image_size}")
+        if self.layout == "smg" and tuple(self.image_size) != (1080, 1920):
+            raise ValueError(
+                f"SMG keypoints are Kinect v2 colour pixels (1080x1920), got {self.image_size}"
+            )
+        if self.source not in ("miga23", "miga25"):
+            raise ValueError(f"source must be 'miga23' or 'miga25', got {self.source!r}")
+        if self.source == "miga25" and self.layout != "imigue":
+            raise ValueError("source='miga25' (the OpenPose-137 xlsx) is an iMiGUE layout")
         if self.layout == "ma52":
             self.video = True
         if self.untrimmed_video and (self.layout != "imigue" or not self.video):
@@ -446,6 +468,7 @@ class SynthMGConfig:
         self.clip_frames = tuple(self.clip_frames)  # type: ignore[assignment]
         self.gap_frames = tuple(self.gap_frames)  # type: ignore[assignment]
         self.video_size = tuple(self.video_size)  # type: ignore[assignment]
+        self.image_size = tuple(self.image_size)  # type: ignore[assignment]
 
 
 @dataclass
@@ -1059,6 +1082,46 @@ _LEGS = {
 }
 
 
+def _to_openpose(
+    names: Sequence[str],
+    pos: dict[str, np.ndarray],
+    hidden: dict[str, np.ndarray],
+    subj: _Subject,
+    noise: float,
+    missing: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Project body-unit joints to OpenPose-style detections: ``(n, V, 3)`` pixel x, y, conf."""
+    xyz = np.stack([pos[k] for k in names], 1)
+    n, v = xyz.shape[:2]
+    px = subj.origin + subj.scale * xyz[..., :2]
+    px = px + rng.normal(0, 0.012 * noise * subj.scale, px.shape)  # detector jitter
+    conf = np.clip(rng.normal(subj.conf_level, 0.12, (n, v)), 0.05, 0.99)
+    is_hand = np.array([_hand_point(k) is not None for k in names])
+    conf[:, is_hand] *= 0.75  # hand keypoints are less certain
+    drop = rng.random((n, v)) < missing
+    # The lower body is mostly hidden by the desk in iMiGUE's press-conference videos.
+    legs = np.array([k in _LEGS for k in names])
+    drop[:, legs] |= rng.random((n, int(legs.sum()))) < 0.7
+    for s in "rl":
+        side = np.array([k == f"{s}_wrist" or _hand_point(k) == s for k in names])
+        drop[np.ix_(hidden[s], side)] = True
+    # Whole-hand dropouts: OpenPose often loses a hand for a few frames.
+    for s in "rl":
+        fingers = np.array([_hand_point(k) == s for k in names])
+        lost = rng.random(n) < 0.04 * (0.5 + noise)
+        drop[np.ix_(lost, fingers)] = True
+    out = np.concatenate([px, conf[..., None]], -1)
+    out[drop] = 0.0
+    return out.astype(np.float32)
+
+
+def _hand_point(name: str) -> str | None:
+    """The side (``"r"``/``"l"``) of a finger or OpenPose hand keypoint name, else ``None``."""
+    side, _, part = name.partition("_")
+    return side if part.startswith(("finger", "hand21_")) else None
+
+
 def _to_imigue(
     pos: dict[str, np.ndarray],
     hidden: dict[str, np.ndarray],
@@ -1068,35 +1131,75 @@ def _to_imigue(
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Project to the 35-joint light_hand layout: ``(n, 35, 3)`` pixel x, y, confidence."""
-    xyz = np.stack([pos[k] for k in _LIGHT_HAND_35], 1)
-    n, v = xyz.shape[:2]
-    px = subj.origin + subj.scale * xyz[..., :2]
-    px = px + rng.normal(0, 0.012 * noise * subj.scale, px.shape)  # detector jitter
-    conf = np.clip(rng.normal(subj.conf_level, 0.12, (n, v)), 0.05, 0.99)
-    is_finger = np.array(["finger" in k for k in _LIGHT_HAND_35])
-    conf[:, is_finger] *= 0.75  # hand keypoints are less certain
-    drop = rng.random((n, v)) < missing
-    # The lower body is mostly hidden by the desk in iMiGUE's press-conference videos.
-    legs = np.array([k in _LEGS for k in _LIGHT_HAND_35])
-    drop[:, legs] |= rng.random((n, int(legs.sum()))) < 0.7
+    return _to_openpose(_LIGHT_HAND_35, pos, hidden, subj, noise, missing, rng)
+
+
+# OpenPose's 70-point face (the 68 dlib points + 2 pupils) on a canonical frontal face:
+# x in units of the inter-ocular distance from the eye midpoint towards the image right
+# (the person's left), y downwards. Ours: a plausible average face, not a measured one.
+def _face_template() -> np.ndarray:
+    a = np.linspace(np.pi, 0.0, 17)
+    jaw = np.stack([-1.05 * np.cos(a), 0.15 + 1.45 * np.sin(a) ** 1.2], -1)  # 0..16
+    arch = -0.4 - 0.1 * np.sin(np.linspace(0, np.pi, 5))
+    brow = np.stack([np.linspace(-0.95, -0.2, 5), arch], -1)
+    brows = np.concatenate([brow, brow[::-1] * (-1.0, 1.0)])  # 17..26, mirror images
+    bridge = np.stack([np.zeros(4), np.linspace(0.05, 0.6, 4)], -1)  # 27..30
+    nostrils = np.stack([np.linspace(-0.25, 0.25, 5), [0.7, 0.74, 0.76, 0.74, 0.7]], -1)
+    b = np.linspace(0, 2 * np.pi, 7)[:-1]
+    eye = np.stack([-0.2 * np.cos(b), -0.07 * np.sin(b)], -1)
+    eyes = np.concatenate([eye - np.array([0.5, 0.0]), eye + np.array([0.5, 0.0])])  # 36..47
+    c = np.linspace(0, 2 * np.pi, 13)[:-1]
+    outer = np.stack([-0.42 * np.cos(c), 1.05 - 0.13 * np.sin(c)], -1)  # 48..59
+    d = np.linspace(0, 2 * np.pi, 9)[:-1]
+    inner = np.stack([-0.3 * np.cos(d), 1.05 - 0.05 * np.sin(d)], -1)  # 60..67
+    pupils = np.array([[-0.5, 0.0], [0.5, 0.0]])  # 68, 69
+    return np.concatenate([jaw, brows, bridge, nostrils, eyes, outer, inner, pupils])
+
+
+_FACE_70 = _face_template()
+# Fractions of the wrist -> fingertip segment of the four OpenPose points per finger.
+_FINGER_POINTS = (0.3, 0.55, 0.78, 1.0)
+
+
+def _openpose137_names() -> tuple[str, ...]:
+    hand = lambda s: (  # noqa: E731
+        f"{s}_hand21_wrist",
+        *(f"{s}_hand21_{f}_{k}" for f in range(1, 6) for k in range(4)),
+    )
+    return (*_BODY25, *(f"face_{i}" for i in range(70)), *hand("l"), *hand("r"))
+
+
+def _add_openpose137_points(pos: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``pos`` plus the 70 face and 2 x 20 finger points of OpenPose's 137-keypoint model."""
+    pos = dict(pos)
+    mid = 0.5 * (pos["r_eye"] + pos["l_eye"])
+    ex = pos["l_eye"] - pos["r_eye"]  # inter-ocular axis; its length is the face's unit
+    ey = np.stack([-ex[:, 1], ex[:, 0], np.zeros(len(ex))], -1)  # in-plane perpendicular
+    for i, (x, y) in enumerate(_FACE_70):
+        pos[f"face_{i}"] = mid + x * ex + y * ey
     for s in "rl":
-        side = np.array(
-            [
-                k.startswith(s + "_")
-                and k.split("_")[1]
-                in ("wrist", "finger1", "finger2", "finger3", "finger4", "finger5")
-                for k in _LIGHT_HAND_35
-            ]
-        )
-        drop[np.ix_(hidden[s], side)] = True
-    # Whole-hand dropouts: OpenPose often loses a hand for a few frames.
-    for s in "rl":
-        fingers = np.array([k.startswith(f"{s}_finger") for k in _LIGHT_HAND_35])
-        lost = rng.random(n) < 0.04 * (0.5 + noise)
-        drop[np.ix_(lost, fingers)] = True
-    out = np.concatenate([px, conf[..., None]], -1)
-    out[drop] = 0.0
-    return out.astype(np.float32)
+        pos[f"{s}_hand21_wrist"] = pos[f"{s}_wrist"]  # the hand model's own wrist point
+        for f in range(1, 6):
+            seg = pos[f"{s}_finger{f}"] - pos[f"{s}_wrist"]
+            for k, frac in enumerate(_FINGER_POINTS):
+                pos[f"{s}_hand21_{f}_{k}"] = pos[f"{s}_wrist"] + frac * seg
+    return pos
+
+
+_OPENPOSE_137 = _openpose137_names()
+
+
+def _to_openpose137(
+    pos: dict[str, np.ndarray],
+    hidden: dict[str, np.ndarray],
+    subj: _Subject,
+    noise: float,
+    missing: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Project to MiGA'25's OpenPose-137 layout: ``(n, 137, 3)`` pixel x, y, confidence."""
+    full = _add_openpose137_points(pos)
+    return _to_openpose(_OPENPOSE_137, full, hidden, subj, noise, missing, rng)
 
 
 _KINECT_FOCAL = 1060.0  # colour-camera focal length in pixels (1920x1080 frames)
@@ -1182,10 +1285,12 @@ def _class_probs(layout: str, floor: float) -> np.ndarray:
 
 
 def _make_subject(sid: int, rng: np.random.Generator, cfg: SynthMGConfig) -> _Subject:
+    # Framing drawn in full-HD pixels, then scaled to the keypoints' pixel space.
+    fy, fx = cfg.image_size[0] / 1080, cfg.image_size[1] / 1920
     return _Subject(
         sid=sid,
-        scale=float(rng.uniform(150, 260)),
-        origin=np.array([rng.uniform(780, 1140), rng.uniform(380, 520)]),
+        scale=float(rng.uniform(150, 260)) * fy,
+        origin=np.array([rng.uniform(780, 1140) * fx, rng.uniform(380, 520) * fy]),
         proportions={
             "arm": float(rng.uniform(0.92, 1.08)),
             "head": float(rng.uniform(0.9, 1.1)),
@@ -1221,6 +1326,8 @@ def _render_sequence(
     noise = 0.5 + cfg.difficulty
     amplitude = _BASE_AMPLITUDE * (1.5 - cfg.difficulty)
     project = {"imigue": _to_imigue, "smg": _to_smg}.get(cfg.layout)
+    if cfg.source == "miga25":
+        project = _to_openpose137
     parts: list[tuple[dict, dict]] = []
     chunks, clips, t = [], [], 0
     attributes: list[FGAttributes] = []
@@ -1265,7 +1372,11 @@ def _render_rgb(
         depth = _smg_world(np.zeros(3), subj)[2]
         scale = _KINECT_FOCAL * _smg_metres(subj) / depth  # pixels per body unit at the neck
     style = FigureStyle.random(
-        rng, origin=tuple(subj.origin), scale=scale, desk=cfg.layout == "imigue"
+        rng,
+        origin=tuple(subj.origin),
+        scale=scale,
+        image_size=cfg.image_size,
+        desk=cfg.layout == "imigue",
     )
     background = render_background(rng, cfg.video_size)
     return render_figure(*motion, style, background, rng, project=project)
@@ -1375,8 +1486,14 @@ class _IMiGUEWriter(_Writer):
         name = f"{vid:04d}"
         folder = self.out / _IMIGUE_DIRS[split] / name
         folder.mkdir(parents=True, exist_ok=True)
-        rows = np.concatenate([np.arange(len(frames))[:, None], frames.reshape(len(frames), -1)], 1)
-        _write_csv(folder / f"{name}_light_hand.csv", rows, "%d" + ",%.1f,%.1f,%.3f" * 35)
+        if self.cfg.source == "miga25":
+            # The reader takes the xlsx cells as written: round as OpenPose's json does.
+            write_openpose_xlsx(folder / f"{name}_openpose.xlsx", _round_openpose(frames))
+        else:
+            rows = np.concatenate(
+                [np.arange(len(frames))[:, None], frames.reshape(len(frames), -1)], 1
+            )
+            _write_csv(folder / f"{name}_light_hand.csv", rows, "%d" + ",%.1f,%.1f,%.3f" * 35)
         _write_label_csv(
             folder / f"{name}_label.csv", [(imigue_label_to_raw(c), s, e) for c, s, e in clips]
         )
@@ -1490,6 +1607,14 @@ _WRITERS: dict[str, type[_Writer]] = {
     "smg": _SMGWriter,
     "ma52": _MA52Writer,
 }
+
+
+def _round_openpose(frames: np.ndarray) -> np.ndarray:
+    """``(T, V, 3)`` keypoints rounded to 0.1 px and confidences to 1e-3 (float64)."""
+    out = frames.astype(np.float64)
+    out[..., :2] = out[..., :2].round(1)
+    out[..., 2] = out[..., 2].round(3)
+    return out
 
 
 def _write_label_csv(path: Path, rows: Sequence[tuple[int, int, int]]) -> None:

@@ -154,6 +154,9 @@ class FGSGL(Recognizer):
             attention and MLP linears, InternVL's choice).
         trainable_modules: name fragments of visual-encoder parameters to train
             anyway (e.g. ``["mlp"]``, ``["norm"]``).
+        gradient_checkpointing: recompute the visual encoder's blocks in the backward
+            pass (InternVL's fine-tuning scripts: ``--grad_checkpoint True``); needed to
+            train InternViT-300M on 8 frames of 448x448 per clip in bounded memory.
         lambda_fg: weight of ``L_fg``.
         lambda_cp: weight of ``L_cp``.
         temperature: ``tau`` of both contrastive losses.
@@ -194,6 +197,7 @@ class FGSGL(Recognizer):
         lora_dropout: float = 0.0,
         lora_targets: list[str] | None = None,
         trainable_modules: list[str] | None = None,
+        gradient_checkpointing: bool = False,
         lambda_fg: float = 1.0,
         lambda_cp: float = 1.0,
         temperature: float = 0.07,
@@ -250,6 +254,8 @@ class FGSGL(Recognizer):
         for name, param in model.named_parameters():
             if any(part in name for part in hp.trainable_modules or ()):
                 param.requires_grad_(True)
+        if hp.get("gradient_checkpointing"):  # .get: checkpoints saved before the option
+            self.encoder.set_gradient_checkpointing(True)
         text_dim = hp.text_dim
         self.proj_mid = _Projection(self.encoder.mid_dim, text_dim)
         self.proj_high = _Projection(self.encoder.high_dim, text_dim)

@@ -151,9 +151,10 @@ def test_video_leaves_the_skeleton_files_unchanged(releases: dict[str, Path], la
 # skeleton shifted by 10 video pixels must fail the check in at least one direction.
 
 
-def bone_points(xy: np.ndarray, limbs) -> np.ndarray:
-    """Integer video pixels along every bone of every frame (joints at (0, 0) are missing)."""
-    xy = xy * (W / 1920)
+def bone_points(xy: np.ndarray, limbs, width: int = 1920) -> np.ndarray:
+    """Integer video pixels along every bone of every frame (joints at (0, 0) are missing);
+    ``width``: of the keypoints' pixel space."""
+    xy = xy * (W / width)
     i, j = np.array(limbs).T
     ok = (xy[:, i] != 0).any(-1) & (xy[:, j] != 0).any(-1)
     s = np.linspace(0, 1, 9)[:, None, None, None]
@@ -221,3 +222,111 @@ def test_imigue_untrimmed_videos(tmp_path: Path) -> None:
             assert np.abs(whole[start + 1 : end + 2] - clip).mean() > 2.0  # and not shifted
     with pytest.raises(ValueError, match="untrimmed_video"):
         SynthMGConfig(layout="smg", video=True, untrimmed_video=True)
+
+
+# --- real resolution: keypoint pixel space and the MiGA'25 xlsx -----------------------------
+
+
+@pytest.fixture(scope="module")
+def miga25(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """iMiGUE as MiGA'25: OpenPose-137 xlsx in 1280x720 pixels, video 1/10 of that."""
+    return generate_synthmg(
+        tmp_path_factory.mktemp("miga25"),
+        layout="imigue",
+        subjects=(1, 1, 1),
+        source="miga25",
+        image_size=(720, 1280),
+        video=True,
+        **BASE,
+    )
+
+
+def test_image_size_scales_the_keypoint_space(releases: dict[str, Path], tmp_path: Path) -> None:
+    """The same release framed in 1280x720 instead of 1920x1080: every pixel coordinate
+    times 2/3 (csv rounding aside), confidences and missing joints unchanged."""
+    small = generate_synthmg(
+        tmp_path, layout="imigue", subjects=(1, 1, 1), image_size=(720, 1280), **BASE
+    )
+    full = releases["imigue_plain"]
+    files = sorted(p.relative_to(full) for p in full.rglob("*_light_hand.csv"))
+    assert files
+    for rel in files:
+        a = np.loadtxt(full / rel, delimiter=",", ndmin=2)[:, 1:].reshape(-1, 35, 3)
+        b = np.loadtxt(small / rel, delimiter=",", ndmin=2)[:, 1:].reshape(-1, 35, 3)
+        np.testing.assert_array_equal(a[..., 2], b[..., 2])
+        np.testing.assert_allclose(b[..., :2], a[..., :2] * 2 / 3, atol=0.1)
+        assert b[..., 0].max() < 1280 and b[..., 1].max() < 720
+    for rel in sorted(p.relative_to(full) for p in full.rglob("*_label.csv")):
+        assert (full / rel).read_text() == (small / rel).read_text()
+
+
+def test_miga25_release_reads_back(miga25: Path) -> None:
+    from mgr.data.readers.miga import load_miga25_split
+
+    assert not list(miga25.rglob("*_light_hand.csv"))
+    for split, (skeleton_dir, _) in IMIGUE_DIRS.items():
+        (folder,) = (miga25 / skeleton_dir).iterdir()
+        rows = label_rows(folder / f"{folder.name}_label.csv")
+        records = load_miga25_split(miga25, split)
+        assert [r.label for r in records] == [imigue_label_from_raw(c) for c, _, _ in rows]
+        for r, (_, start, end) in zip(records, rows, strict=True):
+            assert r.keypoint.shape == (end - start + 1, 137, 3)
+            x, y, c = r.keypoint.transpose(2, 0, 1)
+            seen = c > 0
+            assert seen.mean() > 0.5
+            assert (x[seen] > 0).all() and (x[seen] < 1280).all()
+            assert (y[seen] > 0).all() and (y[seen] < 720).all()
+            assert (r.keypoint[~seen] == 0).all()  # missing keypoints: zeros, as OpenPose
+
+
+def test_miga25_hands_and_face_sit_on_the_body(miga25: Path) -> None:
+    """OpenPose-137 blocks: the hand models' wrists (95 left, 116 right) on the body's
+    LWrist (7) / RWrist (4), not on the other wrist; the face around the nose (0)."""
+    from mgr.data.readers.miga import read_openpose_xlsx
+
+    (folder,) = (miga25 / "imigue_skeleton_train").iterdir()
+    kp = read_openpose_xlsx(folder / f"{folder.name}_openpose.xlsx")
+
+    def dist(i: int, j: int) -> np.ndarray:
+        ok = (kp[:, i, 2] > 0) & (kp[:, j, 2] > 0)
+        return np.linalg.norm(kp[ok, i, :2] - kp[ok, j, :2], axis=-1)
+
+    for hand, wrist, other in ((95, 7, 4), (116, 4, 7)):
+        assert np.median(dist(hand, wrist)) < 10  # detector jitter only (~2 px)
+        assert np.median(dist(hand, other)) > 4 * np.median(dist(hand, wrist))
+    face = kp[:, 25:95]
+    ok = (face[..., 2] > 0).all(1) & (kp[:, 0, 2] > 0) & (kp[:, 1, 2] > 0)
+    centre = face[ok, :, :2].mean(1)
+    nose_neck = np.linalg.norm(kp[ok, 0, :2] - kp[ok, 1, :2], axis=-1)
+    assert np.median(np.linalg.norm(centre - kp[ok, 0, :2], axis=-1) / nose_neck) < 0.5
+
+
+def test_miga25_figure_follows_the_skeleton(miga25: Path) -> None:
+    from mgr.data.readers.miga import read_openpose_xlsx
+
+    (folder,) = (miga25 / "imigue_skeleton_train").iterdir()
+    vid = folder.name
+    kp = read_openpose_xlsx(folder / f"{vid}_openpose.xlsx")
+    assert probe_video(miga25 / "imigue_rgb_train" / f"{vid}_0.mp4").width == W
+    xy = kp[..., :2] * (kp[..., 2:] > 0)
+    limbs = get_layout("openpose_137").limbs
+    moving = np.zeros((H, W), bool)
+    pts = []
+    for k, (_, start, end) in enumerate(label_rows(folder / f"{vid}_label.csv")):
+        moving |= moving_pixels(read_video(miga25 / "imigue_rgb_train" / f"{vid}_{k}.mp4"))
+        pts.append(bone_points(xy[start : end + 1], limbs, width=1280))
+    check_figure_follows_skeleton(moving, np.unique(np.concatenate(pts), axis=0))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"layout": "smg", "image_size": (720, 1280)}, "Kinect"),
+        ({"layout": "smg", "source": "miga25"}, "iMiGUE"),
+        ({"source": "miga24"}, "source"),
+        ({"image_size": (32, 64)}, "image_size"),
+    ],
+)
+def test_bad_real_size_options(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        SynthMGConfig(**kwargs)

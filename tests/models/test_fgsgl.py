@@ -158,6 +158,27 @@ def test_lora_freezes_base_weights_and_trains_adapters():
     assert all(not torch.equal(dict(vit.named_parameters())[n], v) for n, v in lora.items())
 
 
+def test_gradient_checkpointing_switch_reaches_the_encoder_and_keeps_the_loss():
+    """Checkpointing with LoRA: the same loss and the same adapter gradients as without."""
+    losses, grads = [], []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = tiny(finetune="lora", lora_rank=2, gradient_checkpointing=checkpointing)
+        assert model.encoder.model.grad_checkpointing is checkpointing
+        model.set_class_texts([f"c{k}" for k in range(32)])
+        for n, p in model.encoder.model.named_parameters():
+            if "lora_" in n:
+                torch.nn.init.normal_(p, std=0.1)
+        torch.manual_seed(1)
+        loss = model.training_step(_batch(), 0)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append([p.grad for n, p in model.encoder.model.named_parameters() if "lora_" in n])
+    torch.testing.assert_close(losses[0], losses[1])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4)
+
+
 def test_frozen_encoder_and_trainable_modules():
     model = tiny(finetune="frozen", trainable_modules=["norm"])
     vit = model.encoder.model

@@ -148,6 +148,15 @@ class VisualEncoder(nn.Module):
         """
         raise NotImplementedError
 
+    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute the encoder blocks' activations in the backward pass (training only).
+
+        Trades compute (about one extra forward pass) for memory: a ViT-L at 448x448 keeps
+        ~3 GB of activations per frame otherwise. Non-reentrant, so LoRA adapters in a
+        frozen encoder still receive gradients.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no gradient checkpointing")
+
     def forward(self, video: Tensor) -> tuple[Tensor, Tensor]:
         """Encode a clip.
 
@@ -210,6 +219,10 @@ class TimmViTEncoder(VisualEncoder):
         self.mid_dim = self.high_dim = self.model.num_features
         self._finish(mid_layer)
 
+    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
+        """See :meth:`VisualEncoder.set_gradient_checkpointing` (timm's own switch)."""
+        self.model.set_grad_checkpointing(enabled)
+
     def encode_frames(self, frames: Tensor) -> tuple[Tensor, Tensor]:
         """``(N, C, H, W)`` -> ``(mid (N, D), high (N, D))``."""
         final, (mid,) = self.model.forward_intermediates(
@@ -256,6 +269,10 @@ class OpenCLIPVisualEncoder(VisualEncoder):
     def _keep_mid(self, module: nn.Module, inputs: Any, output: Tensor) -> None:
         self._mid = output
 
+    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
+        """See :meth:`VisualEncoder.set_gradient_checkpointing` (open_clip's own switch)."""
+        self.model.set_grad_checkpointing(enabled)
+
     def encode_frames(self, frames: Tensor) -> tuple[Tensor, Tensor]:
         """``(N, C, H, W)`` -> ``(mid (N, width), high (N, embed_dim))``."""
         high = self.model(frames)
@@ -266,8 +283,28 @@ class OpenCLIPVisualEncoder(VisualEncoder):
         return mid[:, prefix:].mean(1), high
 
 
+#: LoRA targets of HuggingFace vision towers: CLIP/SigLIP (``q/k/v/out_proj``, ``fc1/2``),
+#: transformers' native InternVL vision model (``projection_layer``) and InternViT's own
+#: modelling code (``attn.qkv``, ``attn.proj``: InternVL's ``wrap_backbone_lora`` targets).
+_HF_LORA_CANDIDATES = (
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "out_proj",
+    "projection_layer",
+    "attn.qkv",
+    "attn.proj",
+    "fc1",
+    "fc2",
+)
+
+
 class HFVisualEncoder(VisualEncoder):
     """A HuggingFace vision tower from a local directory (CLIP, SigLIP, InternViT, ...).
+
+    InternViT loads either through its own modelling code (the released
+    ``InternViT-300M-448px-V2_5`` directory, ``trust_remote_code``) or as
+    transformers' native ``InternVLVisionModel`` (``model_type: internvl_vision``).
 
     Args:
         path: directory with ``config.json`` and weights (``save_pretrained`` output).
@@ -276,8 +313,6 @@ class HFVisualEncoder(VisualEncoder):
         trust_remote_code: allow the directory's own modelling code (InternViT).
         temporal_layers: see :class:`VisualEncoder`.
     """
-
-    lora_targets = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 
     def __init__(
         self,
@@ -290,22 +325,47 @@ class HFVisualEncoder(VisualEncoder):
         _offline()
         transformers = _require("transformers")
         path = _check_path(path, "HuggingFace model directory")
+        # float32 whatever the stored dtype (InternViT ships bf16): the trainer's precision
+        # decides the compute dtype, and LoRA adapters and optimizers want float32 weights.
+        major = int(transformers.__version__.split(".")[0])
+        dtype = {"dtype" if major >= 5 else "torch_dtype": torch.float32}
         model = transformers.AutoModel.from_pretrained(
-            str(path), trust_remote_code=trust_remote_code
+            str(path), trust_remote_code=trust_remote_code, **dtype
         )
         self.model = getattr(model, "vision_model", model)
         config = getattr(self.model, "config", model.config)
         config = getattr(config, "vision_config", config)
         self.num_layers = config.num_hidden_layers
         self.mid_dim = self.high_dim = config.hidden_size
-        # A class token exists when the position embedding has one more entry than patches.
-        self._prefix = 1 if type(config).__name__.startswith(("CLIP", "InternVision")) else 0
+        patch = config.patch_size
+        self._patch = tuple(patch) if isinstance(patch, list | tuple) else (patch, patch)
+        names = [n for n, _ in self.model.named_modules()]
+        self.lora_targets = tuple(
+            t for t in _HF_LORA_CANDIDATES if any(n == t or n.endswith("." + t) for n in names)
+        )
         self._finish(mid_layer)
+
+    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
+        """See :meth:`VisualEncoder.set_gradient_checkpointing` (transformers' own switch)."""
+        model = self.model
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):  # the newer transformers name
+            if enabled:
+                model.activation_checkpointing_enable(kwargs)
+            else:
+                model.activation_checkpointing_disable()
+        elif enabled:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_disable()
 
     def encode_frames(self, frames: Tensor) -> tuple[Tensor, Tensor]:
         """``(N, C, H, W)`` -> ``(mid (N, D), high (N, D))``."""
         out = self.model(pixel_values=frames, output_hidden_states=True)
-        mid = out.hidden_states[self.mid_layer + 1][:, self._prefix :]  # [0] = embeddings
+        mid = out.hidden_states[self.mid_layer + 1]  # [0] = embeddings
+        # Tokens before the patches (a class token) are those beyond the patch grid.
+        patches = (frames.shape[-2] // self._patch[0]) * (frames.shape[-1] // self._patch[1])
+        mid = mid[:, mid.shape[1] - patches :]
         high = getattr(out, "pooler_output", None)
         if high is None:
             high = out.last_hidden_state.mean(1)

@@ -210,3 +210,111 @@ def test_hf_text_mean_pools_with_the_mask(tmp_path):
             ids = tok(s, return_tensors="pt")
             want = ref(**ids).last_hidden_state.mean(1)[0]
             assert torch.allclose(got[i], want, atol=1e-5)
+
+
+def _tiny_internvl_vision(path):
+    """transformers' native InternViT (InternVLVisionModel) at toy size, saved to ``path``."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.InternVLVisionConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+        image_size=16, patch_size=8, attention_bias=True,
+    )  # fmt: skip
+    ref = transformers.InternVLVisionModel(config).eval()
+    ref.save_pretrained(path)
+    return ref
+
+
+def test_hf_native_internvit_features_and_lora_targets(tmp_path):
+    """InternViT as transformers' own class: class token dropped from f_mid, every linear
+    of attention and MLP adapted (InternVL's LoRA recipe adapts qkv, proj, fc1, fc2)."""
+    pytest.importorskip("peft")
+    torch.manual_seed(0)
+    ref = _tiny_internvl_vision(tmp_path)
+    enc = HFVisualEncoder(tmp_path, mid_layer=0).eval()
+    video = torch.randn(2, 3, 2, 16, 16)
+    with torch.no_grad():
+        mid, high = enc(video)
+
+        def ref_mid(x):  # 1 class token + 4 patches: keep the patches
+            return ref(pixel_values=x, output_hidden_states=True).hidden_states[1][:, 1:].mean(1)
+
+        assert torch.allclose(mid, _frames_mean(ref_mid, video), atol=1e-5)
+        assert torch.allclose(
+            high,
+            _frames_mean(lambda x: ref(pixel_values=x).last_hidden_state.mean(1), video),
+            atol=1e-5,
+        )
+    targets = default_lora_targets(enc)
+    assert set(targets) == {"q_proj", "k_proj", "v_proj", "projection_layer", "fc1", "fc2"}
+    apply_lora(enc.model, rank=2, alpha=4, targets=targets)
+    adapted = {n.rsplit(".lora_A", 1)[0] for n, _ in enc.model.named_modules() if ".lora_A" in n}
+    linears = {
+        n for n, m in ref.named_modules() if isinstance(m, torch.nn.Linear) and "encoder." in n
+    }
+    assert adapted == linears  # 2 layers x (q, k, v, projection, fc1, fc2)
+
+
+def _counting(forward, count):
+    def wrapped(*args, **kwargs):
+        count[0] += 1
+        return forward(*args, **kwargs)
+
+    return wrapped
+
+
+@pytest.mark.parametrize("kind", ["timm", "open_clip", "hf"])
+def test_gradient_checkpointing_keeps_lora_gradients(kind, tmp_path):
+    """Checkpointed backward through a frozen encoder gives the LoRA adapters the same
+    gradients as the plain backward (a reentrant checkpoint would give them none)."""
+    pytest.importorskip("peft")
+    if kind == "hf":
+        _tiny_internvl_vision(tmp_path)
+        make = lambda: build_visual_encoder("hf", path=tmp_path, mid_layer=0)  # noqa: E731
+    elif kind == "open_clip":
+        pytest.importorskip("open_clip")
+        make = lambda: build_visual_encoder("open_clip", model_cfg=OPEN_CLIP_CFG)  # noqa: E731
+    else:
+        make = lambda: build_visual_encoder("timm", mid_layer=0, **TINY_VIT)  # noqa: E731
+    first_mlp = {  # inside the checkpointed block (HF checkpoints the class's forward)
+        "timm": lambda m: m.blocks[0].mlp,
+        "open_clip": lambda m: m.transformer.resblocks[0].mlp,
+        "hf": lambda m: m.encoder.layer[0].mlp,
+    }[kind]
+    video = torch.randn(2, 3, 2, 16, 16)
+    grads, calls = [], []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        enc = make()
+        apply_lora(enc.model, rank=2, alpha=4, targets=default_lora_targets(enc))
+        for name, p in enc.model.named_parameters():
+            if "lora_" in name:
+                torch.nn.init.normal_(p, std=0.1)  # B != 0: A receives a gradient too
+        enc.set_gradient_checkpointing(checkpointing)
+        enc.train()
+        count, mlp = [0], first_mlp(enc.model)
+        mlp.forward = _counting(mlp.forward, count)  # hooks do not fire in recomputation
+        mid, high = enc(video)
+        (mid.square().sum() + high.square().sum()).backward()
+        grads.append({n: p.grad for n, p in enc.model.named_parameters() if p.requires_grad})
+        calls.append(count[0])
+    assert calls == [1, 2]  # checkpointing recomputes the block in the backward pass
+    plain, checkpointed = grads
+    assert plain.keys() == checkpointed.keys() and plain
+    for name, g in plain.items():
+        assert checkpointed[name] is not None and g.abs().sum() > 0, name
+        torch.testing.assert_close(checkpointed[name], g, atol=1e-6, rtol=1e-4)
+
+
+def test_hf_visual_loads_bf16_weights_as_float32(tmp_path):
+    """InternViT's release stores bf16 weights; transformers would keep them, and a
+    32-true run would then fail on float32 frames (or train LoRA in bf16)."""
+    ref = _tiny_internvl_vision(tmp_path / "fp32")
+    ref.to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    enc = HFVisualEncoder(tmp_path / "bf16", mid_layer=0).eval()
+    assert {p.dtype for p in enc.parameters()} == {torch.float32}
+    for (name, got), want in zip(
+        enc.model.state_dict().items(), ref.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(got, want.float(), msg=name)  # the stored bf16 values
+    mid, high = enc(torch.randn(1, 3, 2, 16, 16))
+    assert mid.dtype == high.dtype == torch.float32
