@@ -41,8 +41,7 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
-from mgr.classes import get_classes
-from mgr.metrics import F1Mean
+from mgr.metrics import F1Mean, is_ma52
 from mgr.predictions import PredictionSet, SplitPredictions, load_predictions, save_predictions
 from mgr.protocols import Protocol
 
@@ -182,13 +181,10 @@ def _make_metric(name: str, num_classes: int, n_bins: int = 15) -> Metric:
     if name == "ece":
         return MulticlassCalibrationError(num_classes, n_bins=n_bins, norm="l1")
     if name == "f1_mean":
-        if num_classes != len(_MA52_NAMES):
+        if num_classes != 52:
             raise ValueError(f"f1_mean is MA-52's metric (52 classes), not for {num_classes}")
         return _F1MeanScore()
     raise ValueError(f"unknown metric {name!r}; choose from {[*SCORES, 'ece']}")
-
-
-_MA52_NAMES = list(get_classes("ma52").names)
 
 
 class _F1MeanScore(F1Mean):
@@ -196,11 +192,6 @@ class _F1MeanScore(F1Mean):
 
     def compute(self) -> torch.Tensor:  # type: ignore[override]
         return super().compute()["f1_mean"]
-
-
-def is_ma52(class_names: Sequence[str]) -> bool:
-    """Whether a class list is MA-52's 52 actions (then ``f1_mean`` applies)."""
-    return list(class_names) == _MA52_NAMES
 
 
 def _evaluate(metric: Metric, probs: torch.Tensor, labels: torch.Tensor) -> float:

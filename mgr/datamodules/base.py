@@ -44,8 +44,8 @@ from mgr.data.samplers import (
     repeat_indices,
     repetition_factors,
 )
-from mgr.data.transforms.video import finish_video_batch
 from mgr.data.seeding import SeededDataset, loader_generator
+from mgr.data.transforms.video import finish_video_batch
 from mgr.errors import UserError
 from mgr.protocols import Protocol
 from mgr.pseudo_label import load_pseudo_labels

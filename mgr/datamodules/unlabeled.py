@@ -29,6 +29,7 @@ from mgr.data.datasets import (
 )
 from mgr.data.readers.common import ClipRecord
 from mgr.data.readers.media import VIDEO_SUFFIXES, index_media, media_num_frames
+from mgr.data.transforms.video import VIDEO_RECIPE_KEYS
 
 from .base import MicroGestureDataModule, Split, collate
 
@@ -51,7 +52,8 @@ class _Unlabeled(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.dataset[index]
-        return {k: item[k] for k in _KEEP}
+        # The uint8 video's recipe travels too: on_after_batch_transfer finishes it.
+        return {k: item[k] for k in (*_KEEP, *VIDEO_RECIPE_KEYS) if k in item}
 
 
 def video_windows(

@@ -1,6 +1,8 @@
 """Metrics of mgr, as torchmetrics ``Metric`` objects that synchronise across processes.
 
 * :mod:`mgr.metrics.classification`: MA-52's official ``F1_mean`` (:class:`F1Mean`).
+* :mod:`mgr.metrics.aggregation`: :class:`SampleMean`, the exact mean over a split
+  under several processes (``val/loss``).
 * :mod:`mgr.metrics.detection`: online detection in untrimmed video: the SMG start
   kit's F1 (:class:`OnlineF1`) and ActivityNet temporal mAP (:class:`TemporalMAP`).
 
@@ -9,7 +11,8 @@ Top-1/top-5 accuracy, macro-F1 and mean-class accuracy are torchmetrics' own
 :meth:`mgr.models.Recognizer.configure_metrics`.
 """
 
-from .classification import F1_MEAN_PARTS, F1Mean, f1_from_confusion
+from .aggregation import SampleMean
+from .classification import F1_MEAN_PARTS, F1Mean, f1_from_confusion, is_ma52
 from .detection import (
     DEFAULT_TIOU_THRESHOLDS,
     OnlineF1,
@@ -24,9 +27,11 @@ __all__ = [
     "F1_MEAN_PARTS",
     "F1Mean",
     "OnlineF1",
+    "SampleMean",
     "TemporalMAP",
     "f1_from_confusion",
     "interpolated_average_precision",
+    "is_ma52",
     "segment_iou",
     "temporal_iou",
 ]

@@ -36,7 +36,7 @@ from torchmetrics import Metric
 
 from mgr.classes import get_classes
 
-__all__ = ["F1_MEAN_PARTS", "F1Mean", "f1_from_confusion"]
+__all__ = ["F1_MEAN_PARTS", "F1Mean", "f1_from_confusion", "is_ma52"]
 
 F1_MEAN_PARTS: tuple[str, ...] = (
     "fine_micro_f1",
@@ -45,6 +45,11 @@ F1_MEAN_PARTS: tuple[str, ...] = (
     "coarse_macro_f1",
 )
 """The four scores averaged into ``f1_mean``."""
+
+
+def is_ma52(class_names: Sequence[str]) -> bool:
+    """Whether a class list is MA-52's 52 actions in their official order (``F1Mean`` applies)."""
+    return list(class_names) == list(get_classes("ma52").names)
 
 
 def f1_from_confusion(cm: Tensor) -> tuple[Tensor, Tensor]:

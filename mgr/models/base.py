@@ -45,7 +45,8 @@ from torchmetrics.classification import (
 
 from mgr.batch import MODALITY_NDIM
 from mgr.data.transforms.video import finish_video_batch
-from mgr.metrics import SampleMean
+from mgr.metrics import F1_MEAN_PARTS, F1Mean, SampleMean, is_ma52
+from mgr.protocols import Protocol, literature_line
 
 from .checkpoints import LoadReport, checkpoint_state_dict, read_checkpoint
 from .losses import (
@@ -412,6 +413,51 @@ class Recognizer(LightningModule):
         # val/loss as a sum and a count (float64), summed over processes: the exact mean
         # over the split, where a mean of per-process means would weigh shards wrongly.
         self.val_loss = SampleMean()
+        # MA-52's official ranking metric (F1_mean, its four parts, body-part top-1) when the
+        # classes are MA-52's 52 actions (by name: the fine->coarse map needs their order).
+        self.val_f1_mean: F1Mean | None = None
+        self.test_f1_mean: F1Mean | None = None
+        if is_ma52(self.hparams.get("class_names") or []):
+            self.enable_f1_mean()
+
+    def enable_f1_mean(self) -> None:
+        """Log MA-52's ``F1_mean`` and its parts (``val/f1_mean``, ``test/coarse_macro_f1`` ...).
+
+        Called by :meth:`configure_metrics` when ``class_names`` are MA-52's and by
+        :meth:`setup` when the datamodule is MA-52's; ``val/f1_mean`` is then a valid
+        ``ModelCheckpoint(monitor=...)``.
+        """
+        if self.val_f1_mean is None:
+            self.val_f1_mean, self.test_f1_mean = F1Mean(), F1Mean()
+
+    def update_eval_metrics(self, stage: str, logits: Tensor, labels: Tensor) -> None:
+        """Add a batch to the ``val`` or ``test`` metrics (no synchronisation here).
+
+        Args:
+            stage: ``"val"`` or ``"test"``.
+            logits: ``(B, K)``.
+            labels: ``(B,)``.
+        """
+        if stage == "val":
+            self.update_val_loss(logits, labels)
+            self.val_metrics.update(logits, labels)
+        else:
+            self.test_metrics.update(logits, labels)
+            self.test_confusion.update(logits, labels)
+        f1_mean = self.val_f1_mean if stage == "val" else self.test_f1_mean
+        if f1_mean is not None:
+            f1_mean.update(logits.float().softmax(-1), labels)
+
+    def _log_f1_mean(self, stage: str) -> dict[str, float]:
+        # compute() is a collective (sum of confusion counts over processes): every process
+        # calls it; the values are then global, logged without a second reduction.
+        metric = self.val_f1_mean if stage == "val" else self.test_f1_mean
+        if metric is None:
+            return {}
+        values = {f"{stage}/{k}": float(v) for k, v in metric.compute().items()}
+        metric.reset()
+        self.log_dict(values, prog_bar=False, sync_dist=False, rank_zero_only=False)
+        return values
 
     def forward_features(self, batch: dict[str, Any]) -> Tensor:
         """Encode the inputs of a batch.
@@ -522,10 +568,7 @@ class Recognizer(LightningModule):
     # on every process.
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Update the validation loss and metrics (logged at the end of the epoch)."""
-        logits = self(batch)
-        labels = batch["label"]
-        self.update_val_loss(logits, labels)
-        self.val_metrics.update(logits, labels)
+        self.update_eval_metrics("val", self(batch), batch["label"])
 
     def update_val_loss(self, logits: Tensor, labels: Tensor) -> None:
         """Add a batch to ``val/loss``, the split's mean cross-entropy.
@@ -540,6 +583,8 @@ class Recognizer(LightningModule):
         """Start the epoch's metrics from empty states."""
         self.val_metrics.reset()
         self.val_loss.reset()
+        if self.val_f1_mean is not None:
+            self.val_f1_mean.reset()
 
     def on_validation_epoch_end(self) -> None:
         """Log ``val/loss`` and the validation metrics, synchronised over processes."""
@@ -548,18 +593,18 @@ class Recognizer(LightningModule):
         # Logged as Metric objects: Lightning reads their (cached) values and resets them.
         self.log_dict(self.val_metrics, prog_bar=True)
         self.log("val/loss", self.val_loss)
+        self._log_f1_mean("val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Update test metrics and the confusion matrix."""
-        logits = self(batch)
-        labels = batch["label"]
-        self.test_metrics.update(logits, labels)
-        self.test_confusion.update(logits, labels)
+        self.update_eval_metrics("test", self(batch), batch["label"])
 
     def on_test_epoch_start(self) -> None:
         """Start the epoch's metrics from empty states."""
         self.test_metrics.reset()
         self.test_confusion.reset()
+        if self.test_f1_mean is not None:
+            self.test_f1_mean.reset()
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Predictions of one batch.
@@ -593,6 +638,7 @@ class Recognizer(LightningModule):
         # Collectives first, on every process: metric syncs and log_dir (a broadcast).
         metrics = {k: float(v) for k, v in self.test_metrics.compute().items()}
         self.log_dict(self.test_metrics)
+        metrics.update(self._log_f1_mean("test"))
         cm = self.test_confusion.compute().cpu()
         self.test_confusion.reset()
         out_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
@@ -620,7 +666,19 @@ class Recognizer(LightningModule):
         _plot_confusion(cm, names, png)
         ckpt = getattr(self.trainer, "ckpt_path", None)
         lines = ["", "mgr test summary"]
-        for key in ("top1", "top5", "macro_f1", "mean_class_acc"):
+        protocol = self._protocol("test")
+        if protocol is not None:
+            lines.append(f"  protocol            {protocol.describe()}")
+        keys = (
+            "top1",
+            "top5",
+            "macro_f1",
+            "mean_class_acc",
+            "f1_mean",
+            *F1_MEAN_PARTS,
+            "body_top1",
+        )
+        for key in keys:
             if f"test/{key}" in metrics:
                 lines.append(f"  test {key:<15s} {metrics[f'test/{key}']:.4f}")
         lines += [
@@ -629,7 +687,14 @@ class Recognizer(LightningModule):
             f"  confusion matrix    {png} (counts: confusion_matrix.csv)",
             f"  per-class accuracy  {out_dir / 'per_class_accuracy.csv'}",
         ]
+        literature = literature_line(protocol) if protocol is not None else None
+        if literature:
+            lines.append(f"  literature          {literature}")
         rank_zero_info("\n".join(lines))
+
+    def _protocol(self, split: str) -> Protocol | None:
+        dm = getattr(self.trainer, "datamodule", None)
+        return dm.protocol(split) if callable(getattr(dm, "protocol", None)) else None
 
     # ------------------------------------------------------------------ setup
     def setup(self, stage: str) -> None:
@@ -642,6 +707,8 @@ class Recognizer(LightningModule):
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if dm is not None:
             self._check_datamodule(dm)
+            if getattr(dm, "dataset", None) == "ma52" and self.hparams.num_classes == 52:
+                self.enable_f1_mean()
         if self._trainer is not None and self.trainer.strategy.root_device.type == "mps":
             self.val_loss.set_dtype(torch.float32)  # MPS has no float64
         if stage == "fit":

@@ -30,8 +30,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -321,8 +319,7 @@ class RGBPoseConv3D(Recognizer):
         rgb, pose = self.forward_streams(batch)
         logits = self.fuse(rgb, pose)
         labels = batch["label"]
-        self.update_val_loss(logits, labels)
-        self.val_metrics.update(logits, labels)
+        self.update_eval_metrics("val", logits, labels)
         self._update_stream_acc(self.val_stream_acc, rgb, pose, labels)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -330,8 +327,7 @@ class RGBPoseConv3D(Recognizer):
         rgb, pose = self.forward_streams(batch)
         logits = self.fuse(rgb, pose)
         labels = batch["label"]
-        self.test_metrics.update(logits, labels)
-        self.test_confusion.update(logits, labels)
+        self.update_eval_metrics("test", logits, labels)
         self._update_stream_acc(self.test_stream_acc, rgb, pose, labels)
 
     @staticmethod

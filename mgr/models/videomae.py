@@ -26,6 +26,8 @@ from lightning.pytorch.cli import OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
+from mgr.data.transforms.video import finish_video_batch
+
 from .backbones.video_vit import (
     ARCH_KEYS,
     VideoMAEDecoder,
@@ -227,7 +229,8 @@ class VideoMAE(LightningModule):
     def _video(self, batch: dict[str, Any]) -> Tensor:
         if "video" not in batch:
             raise KeyError(f"VideoMAE needs batch key 'video', the batch has {sorted(batch)}")
-        video = batch["video"]
+        # A loader's uint8 video that bypassed the datamodule's on_after_batch_transfer.
+        video = finish_video_batch(batch)["video"]
         if video.ndim != 5:
             raise ValueError(
                 f"VideoMAE trains on clips (B, C, T, H, W), got {tuple(video.shape)} "

@@ -7,6 +7,7 @@ import torch
 from mgr.data.datasets import VideoOptions
 from mgr.data.readers.media import media_num_frames
 from mgr.data.readers.video import write_video
+from mgr.data.transforms.video import VIDEO_RECIPE_KEYS
 from mgr.datamodules import (
     IMiGUEDataModule,
     MA52DataModule,
@@ -30,7 +31,11 @@ def test_reads_every_split_without_labels(synth_imigue_rgb):
     per_split = sum(source.num_samples(s) for s in ("train", "val", "test"))
     assert len(dm) == per_split
     batch = next(iter(dm.train_dataloader()))
-    assert sorted(batch) == ["sample_id", "video"]
+    # uint8 frames and their recipe (no label), finished into float clips on the device
+    assert set(batch) - {"sample_id", "video"} <= set(VIDEO_RECIPE_KEYS)
+    assert "label" not in batch and batch["video"].dtype == torch.uint8
+    batch = dm.on_after_batch_transfer(batch, 0)
+    assert sorted(batch) == ["sample_id", "video"] and batch["video"].is_floating_point()
     assert batch["video"].shape == (3, 3, 4, 16, 16)
     # val/test clips are sampled as training clips are (random positions, flips)
     assert all(ds.train for ds in dm.parts.values())

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from mgr.classes import get_classes
 from mgr.datamodules.base import collate
 from mgr.models import STCNN, Recognizer
 
@@ -416,3 +417,64 @@ def test_checkpoints_do_not_point_at_start_weights(tmp_path):
     model.on_save_checkpoint(checkpoint)
     assert checkpoint["hyper_parameters"]["init_from"] is None
     assert model.hparams.init_from == str(tmp_path / "start.pt")  # the live run keeps it
+
+
+def _sklearn_f1_mean(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """MA-52's F1_mean written with scikit-learn, as the MAC baseline computes it."""
+    from sklearn.metrics import f1_score
+
+    group = np.asarray(get_classes("ma52").group_of)
+    pred = logits.argmax(1)
+    parts = {
+        "fine_micro_f1": f1_score(labels, pred, average="micro"),
+        "fine_macro_f1": f1_score(labels, pred, average="macro"),
+        "coarse_micro_f1": f1_score(group[labels], group[pred], average="micro"),
+        "coarse_macro_f1": f1_score(group[labels], group[pred], average="macro"),
+    }
+    return {"f1_mean": float(np.mean(list(parts.values()))), **parts}
+
+
+def _ma52_predictions(n: int = 83, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 40, n)  # classes 40..51 never occur in the labels
+    logits = rng.normal(size=(n, 52))
+    logits[np.arange(n), labels] += rng.uniform(0, 3.0, n)
+    return logits, labels
+
+
+def test_ma52_recognizer_logs_f1_mean(tmp_path):
+    pytest.importorskip("sklearn")
+    logits, labels = _ma52_predictions()
+    names = list(get_classes("ma52").names)
+    model = Passthrough(num_classes=52, class_names=names)
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, default_root_dir=tmp_path)
+    res = trainer.test(model, _loader(logits, labels), verbose=False)[0]
+    for key, value in _sklearn_f1_mean(logits, labels).items():
+        assert res[f"test/{key}"] == pytest.approx(value, abs=1e-6), key
+    assert "test/body_top1" in res
+    # Not MA-52's classes (same count, other names): no F1_mean.
+    other = Passthrough(num_classes=52, class_names=[f"c{i}" for i in range(52)])
+    res = trainer.test(other, _loader(logits, labels), verbose=False)[0]
+    assert "test/f1_mean" not in res
+
+
+def test_val_f1_mean_can_be_monitored_by_model_checkpoint(tmp_path):
+    pytest.importorskip("sklearn")
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    logits, labels = _ma52_predictions(n=30)
+    model = Passthrough(num_classes=52, class_names=list(get_classes("ma52").names))
+    ckpt = ModelCheckpoint(dirpath=tmp_path, monitor="val/f1_mean", mode="max", filename="best")
+    trainer = pl.Trainer(
+        logger=False,
+        enable_progress_bar=False,
+        max_epochs=1,
+        callbacks=[ckpt],
+        default_root_dir=tmp_path,
+        num_sanity_val_steps=0,
+    )
+    loader = _loader(logits, labels)
+    trainer.fit(model, loader, loader)
+    expected = _sklearn_f1_mean(logits, labels)["f1_mean"]
+    assert float(ckpt.best_model_score) == pytest.approx(expected, abs=1e-6)
+    assert (tmp_path / "best.ckpt").is_file()

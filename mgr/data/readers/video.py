@@ -484,12 +484,17 @@ class _FrameIndex:
 _INDEX_CACHE: OrderedDict[tuple, _FrameIndex | None] = OrderedDict()
 _DECODER_CACHE: OrderedDict[tuple, Any] = OrderedDict()
 _CACHE_PID = [os.getpid()]
+_INHERITED_DECODERS: list[OrderedDict] = []
 _INDEX_CACHE_SIZE = 4096
 _DECODER_CACHE_SIZE = 8
 
 
 def _cache_key(path: Path, *extra: object) -> tuple:
     if _CACHE_PID[0] != os.getpid():  # a forked worker: never reuse the parent's decoders
+        # ... nor destroy them: a decoder's destructor can wait on a lock that one of the
+        # parent's threads held at fork time (a deadlock seen with torchcodec). The copy
+        # keeps them alive until the worker ends (os._exit: no destructors run).
+        _INHERITED_DECODERS.append(_DECODER_CACHE.copy())
         _DECODER_CACHE.clear()
         _CACHE_PID[0] = os.getpid()
     stat = path.stat()
