@@ -61,12 +61,16 @@ class Protocol:
         split: the evaluated split, e.g. ``"val"`` or ``"test"``.
         task: ``"classification"`` of trimmed clips or ``"online"`` detection in
             untrimmed sequences.
+        synthetic: the data is SynthMG written in the dataset's layout (a release
+            with ``synthmg.json``), not the real recordings: never comparable to a
+            published number.
     """
 
     dataset: str | None
     scheme: str | None
     split: str
     task: str = "classification"
+    synthetic: bool = False
 
     def describe(self) -> str:
         """One line: ``iMiGUE, split scheme 'subjects' (...), split 'test'``."""
@@ -74,6 +78,8 @@ class Protocol:
         what = SCHEMES.get((self.dataset or "", self.scheme or ""))
         scheme = f"split scheme {self.scheme!r}" + (f" ({what})" if what else "")
         task = ", online detection" if self.task == "online" else ""
+        if self.synthetic:
+            name = f"SynthMG in the {name} layout (not the real data)"
         return f"{name}{task}, {scheme}, split {self.split!r}"
 
     def as_dict(self) -> dict[str, Any]:
@@ -88,6 +94,7 @@ class Protocol:
             scheme=data.get("scheme"),
             split=str(data.get("split", "?")),
             task=data.get("task", "classification"),
+            synthetic=bool(data.get("synthetic", False)),
         )
 
 
@@ -187,5 +194,7 @@ def literature_line(protocol: Protocol) -> str | None:
         tag = (
             "same protocol" if same else "not comparable" if r.scheme is None else "other protocol"
         )
+        if protocol.synthetic:
+            tag = "real data; this run: SynthMG"
         parts.append(f"{r.method.split(' (')[0]} {r.metric} {r.value:g} on {r.protocol} [{tag}]")
     return "published: " + "; ".join(parts)

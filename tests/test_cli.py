@@ -170,3 +170,27 @@ def test_ckpt_path_that_is_not_a_checkpoint_is_one_line(kind, synth_imigue, tmp_
     err = capsys.readouterr().err
     assert err.startswith(f"mgr: error: {bad} ") and err.count("\n") == 1
     assert "weights_only=False" not in err and "WeightsUnpickler" not in err
+
+
+def test_mgr_test_summary_states_the_protocol_and_the_literature(
+    synth_imigue, synth_ma52, tmp_path, monkeypatch, caplog
+):
+    """Every metric `mgr test` prints comes with its protocol (dataset, scheme, split)."""
+    import logging
+
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level(logging.INFO)
+    stcnn = REPO / "tests" / "conf" / "stcnn_imigue.yaml"
+    MgrCLI(args=["test", "--config", str(stcnn), "--data.init_args.root", str(synth_imigue)])
+    text = caplog.text
+    assert "protocol            SynthMG in the iMiGUE layout (not the real data)" in text
+    assert "literature" in text
+    caplog.clear()
+    ma52 = REPO / "tests" / "conf" / "r2plus1d_ma52.yaml"
+    MgrCLI(args=["test", "--config", str(ma52), "--data.init_args.root", str(synth_ma52)])
+    summary = caplog.text[caplog.text.index("mgr test summary") :]
+    assert "protocol            SynthMG in the MA-52 layout" in summary
+    for key in ("f1_mean", "fine_micro_f1", "coarse_macro_f1", "body_top1"):
+        assert f"test {key}" in summary, key
+    # The MA-52 baseline is listed, but a SynthMG run is never its "same protocol".
+    assert "58.88" in summary and "same protocol" not in summary

@@ -70,3 +70,12 @@ def test_reported_results_cover_the_issue_seeds():
         assert seed in values
     assert all(r.scheme is None or (r.dataset, r.scheme) in SCHEMES for r in REPORTED)
     assert reported_for("smg", "online")[0].metric == "online_f1"
+
+
+def test_synthmg_runs_are_never_the_same_protocol():
+    real = Protocol("ma52", "official", "test")
+    synth = Protocol("ma52", "official", "test", synthetic=True)
+    assert "[same protocol]" in literature_line(real)
+    assert "same protocol" not in literature_line(synth)
+    assert synth.describe().startswith("SynthMG in the MA-52 layout")
+    assert Protocol.from_dict(synth.as_dict()) == synth

@@ -272,7 +272,8 @@ class MicroGestureDataModule(LightningDataModule):
 
     def protocol(self, split: str) -> Protocol:
         """The evaluation protocol of one split, printed next to every metric."""
-        return Protocol(self.dataset, self.protocol_scheme, split)
+        synthetic = (Path(self.root) / "synthmg.json").is_file()
+        return Protocol(self.dataset, self.protocol_scheme, split, synthetic=synthetic)
 
     @property
     def supplies(self) -> tuple[str, ...]:

@@ -338,7 +338,10 @@ class OnlineDataModule(LightningDataModule):
 
     def protocol(self, split: str) -> Protocol:
         """The evaluation protocol of one split, printed next to every metric."""
-        return Protocol(self.dataset, self.protocol_scheme, split, task="online")
+        synthetic = (Path(self.root) / "synthmg.json").is_file()
+        return Protocol(
+            self.dataset, self.protocol_scheme, split, task="online", synthetic=synthetic
+        )
 
     @property
     def num_classes(self) -> int:
