@@ -53,6 +53,7 @@ import torch
 from torch import Tensor
 
 from mgr.data.transforms.video import VIDEO_RECIPE_KEYS, finish_video_batch
+from mgr.errors import UserError
 from mgr.fileio import atomic_write, write_json
 
 if TYPE_CHECKING:
@@ -504,6 +505,8 @@ def load_recognizer(
         )
     try:
         model = cls.load_from_checkpoint(path, map_location=map_location, weights_only=not trust)
+    except UserError as err:  # another model or other classes
+        raise UserError(f"{path}: {err}") from err
     except Exception as err:
         raise ValueError(f"{path}: could not load as {cls.__qualname__}: {err}") from err
     return model.eval()

@@ -47,6 +47,7 @@ from mgr.data.samplers import ShuffleSampler, repetition_factors
 from mgr.data.seeding import SeededDataset, loader_generator
 from mgr.data.transforms.pose import normalize_skeleton
 from mgr.datamodules.base import eval_shard_sampler
+from mgr.datamodules.release import ensure_release
 from mgr.features import frames_to_steps, read_feature_meta, read_features
 from mgr.protocols import Protocol
 from mgr.skeletons import get_layout
@@ -269,6 +270,9 @@ class OnlineDataModule(LightningDataModule):
         features_dir: a folder written by ``mgr extract-features`` (one
             ``<video>.npz`` per sequence + ``meta.json``): the detector's input
             becomes those features (``features (B, D, N)``); ``None``: raw skeletons.
+        synthmg: ``root`` is a SynthMG release written with these settings (see
+            :class:`~mgr.datamodules.base.MicroGestureDataModule`); ``None``: a real one.
+        synthesize: write that SynthMG release when ``root`` is missing.
     """
 
     #: dataset key of :func:`mgr.classes.get_classes`.
@@ -286,6 +290,8 @@ class OnlineDataModule(LightningDataModule):
         batch_size: int = 4,
         num_workers: int = 0,
         features_dir: str | Path | None = None,
+        synthmg: dict[str, Any] | None = None,
+        synthesize: bool = False,
     ) -> None:
         super().__init__()
         if non_mg not in ("detect", "background"):
@@ -310,6 +316,8 @@ class OnlineDataModule(LightningDataModule):
                     f"{type(self).__name__} reads {self.dataset!r}"
                 )
         self.sequences: dict[str, list[SequenceRecord]] = {}
+        self.synthmg = dict(synthmg) if synthmg is not None else None
+        self.synthesize = synthesize
 
     # ---------------------------------------------------------------- to override
     def read_sequences(self, split: str) -> list[SequenceRecord]:
@@ -370,10 +378,16 @@ class OnlineDataModule(LightningDataModule):
         return max(1, math.ceil(self.window / int(self.feature_meta["stride"])))
 
     # ---------------------------------------------------------------- loading
+    def prepare_data(self) -> None:
+        """With ``synthesize``, write the SynthMG release at :attr:`root` if it is missing."""
+        if self.synthesize:
+            ensure_release(self.root, self.dataset, self.synthmg, True, type(self).__name__)
+
     def load_sequences(self, split: str) -> list[SequenceRecord]:
         """Read and normalise one split's sequences (cached); features with ``features_dir``."""
         if split in self.sequences:
             return self.sequences[split]
+        ensure_release(self.root, self.dataset, self.synthmg, self.synthesize, type(self).__name__)
         out: list[SequenceRecord] = []
         for seq in self.read_sequences(split):
             if self.non_mg == "background":
@@ -499,6 +513,8 @@ class SMGOnlineDataModule(OnlineDataModule):
         num_workers: DataLoader workers.
         features_dir: recognizer features instead of raw skeletons (see
             :class:`OnlineDataModule`).
+        synthmg: settings of the SynthMG release at ``root`` (see :class:`OnlineDataModule`).
+        synthesize: write that SynthMG release when ``root`` is missing.
     """
 
     dataset = "smg"
@@ -520,6 +536,8 @@ class SMGOnlineDataModule(OnlineDataModule):
         batch_size: int = 4,
         num_workers: int = 0,
         features_dir: str | Path | None = None,
+        synthmg: dict[str, Any] | None = None,
+        synthesize: bool = False,
     ) -> None:
         if split not in SMG_SPLITS:
             raise ValueError(f"split must be one of {sorted(SMG_SPLITS)}, got {split!r}")
@@ -532,6 +550,8 @@ class SMGOnlineDataModule(OnlineDataModule):
             batch_size=batch_size,
             num_workers=num_workers,
             features_dir=features_dir,
+            synthmg=synthmg,
+            synthesize=synthesize,
         )
         self.split = split
         self.coords = coords
@@ -623,6 +643,8 @@ class IMiGUEOnlineDataModule(OnlineDataModule):
         num_workers: DataLoader workers.
         features_dir: recognizer features instead of raw skeletons (see
             :class:`OnlineDataModule`).
+        synthmg: settings of the SynthMG release at ``root`` (see :class:`OnlineDataModule`).
+        synthesize: write that SynthMG release when ``root`` is missing.
     """
 
     dataset = "imigue"
@@ -642,6 +664,8 @@ class IMiGUEOnlineDataModule(OnlineDataModule):
         batch_size: int = 4,
         num_workers: int = 0,
         features_dir: str | Path | None = None,
+        synthmg: dict[str, Any] | None = None,
+        synthesize: bool = False,
     ) -> None:
         from mgr.datamodules.base import _shoulders
 
@@ -662,6 +686,8 @@ class IMiGUEOnlineDataModule(OnlineDataModule):
             batch_size=batch_size,
             num_workers=num_workers,
             features_dir=features_dir,
+            synthmg=synthmg,
+            synthesize=synthesize,
         )
         self.split_scheme = split_scheme
         self.subject_map = subject_map
