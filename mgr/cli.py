@@ -390,7 +390,7 @@ def _detect(argv: Sequence[str]) -> int:
 def _check(argv: Sequence[str]) -> int:
     from mgr.check import check_main
 
-    return check_main(argv)
+    return check_main(argv, MgrCLI)
 
 
 def _extract_features(argv: Sequence[str]) -> int:

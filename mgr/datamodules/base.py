@@ -37,6 +37,7 @@ from mgr.data.datasets import (
 from mgr.data.fgtext import FGTextTable, read_fgtext_csv
 from mgr.data.readers.common import ClipRecord
 from mgr.data.readers.media import index_media, media_num_frames
+from mgr.data.readers.pseudo_labels import load_pseudo_labels
 from mgr.data.samplers import (
     EvalShardSampler,
     ShuffleSampler,
@@ -49,7 +50,6 @@ from mgr.data.transforms.video import finish_video_batch
 from mgr.errors import UserError
 from mgr.options import coerce_options
 from mgr.protocols import Protocol
-from mgr.pseudo_label import load_pseudo_labels
 from mgr.skeletons import SkeletonLayout, get_layout
 
 from .release import ensure_release

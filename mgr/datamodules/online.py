@@ -7,10 +7,10 @@ Two inputs are served, chosen by ``features_dir``:
 * recognizer features (``features_dir``, written by ``mgr extract-features``):
   ``features (B, D, N)``, one step per sliding window of the recognizer, at the
   window-centre rate (``stride`` frames per step). Step ``i`` owns the frames
-  nearest to its window centre ``centers[i]`` (:func:`mgr.features.step_boundaries`);
+  nearest to its window centre ``centers[i]`` (:func:`mgr.data.transforms.steps.step_boundaries`);
   instances are converted to the steps whose frames they cover
-  (:func:`mgr.features.frames_to_steps`) for training, and the detector converts
-  its detections back to frames (:func:`mgr.features.steps_to_frames`) with the
+  (:func:`mgr.data.transforms.steps.frames_to_steps`) for training, and the detector converts
+  its detections back to frames (:func:`mgr.data.transforms.steps.steps_to_frames`) with the
   ``centers (B, N)`` and ``num_frames (B,)`` of the batch, so evaluation and
   ``predict`` are in frames, comparable with the raw-skeleton detector.
 """
@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from mgr.callbacks import seeded_train_sampler
 from mgr.classes import get_classes
 from mgr.data.readers.common import SequenceRecord, load_each
+from mgr.data.readers.features import read_feature_meta, read_features
 from mgr.data.readers.imigue import (
     IMIGUE_SPLIT_DIRS,
     MIGA_TEST_VIDEOS,
@@ -46,9 +47,9 @@ from mgr.data.readers.smg import SMG_SPLITS, find_smg_samples, load_smg_sequence
 from mgr.data.samplers import ShuffleSampler, repetition_factors
 from mgr.data.seeding import SeededDataset, loader_generator
 from mgr.data.transforms.pose import normalize_skeleton
+from mgr.data.transforms.steps import frames_to_steps
 from mgr.datamodules.base import eval_shard_sampler
 from mgr.datamodules.release import ensure_release
-from mgr.features import frames_to_steps, read_feature_meta, read_features
 from mgr.protocols import Protocol
 from mgr.skeletons import get_layout
 

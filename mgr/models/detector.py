@@ -33,7 +33,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
-from mgr.features import steps_to_frames
+from mgr.data.transforms.steps import steps_to_frames
 from mgr.metrics import OnlineF1, TemporalMAP
 from mgr.protocols import Protocol, literature_line
 
