@@ -5,6 +5,18 @@ The public API is re-exported here; see the README for a tour::
     import mgr
     dm = mgr.IMiGUEDataModule("data/synthmg_imigue", clip_len=32)
     model = mgr.STCNN(num_classes=dm.num_classes, num_joints=dm.num_joints)
+
+Imports run one way, lowest layer first (checked by ``tools/import_graph.py`` and
+``tests/test_import_graph.py``: no cycles, no import of a higher layer):
+
+1. foundations: :mod:`.errors` (one-line user errors), :mod:`.options` (option
+   dataclasses from dicts), :mod:`.fileio`, :mod:`.batch`, :mod:`.skeletons`,
+   :mod:`.classes`, :mod:`.protocols`, :mod:`.metrics`, :mod:`.distributed`;
+2. :mod:`.data`: readers, transforms, datasets, samplers, SynthMG (no Lightning);
+3. training: :mod:`.datamodules`, :mod:`.models`, :mod:`.callbacks`, :mod:`.predictions`;
+4. applications: :mod:`.features`, :mod:`.fusion`, :mod:`.pseudo_label`,
+   :mod:`.detect`, :mod:`.recognize`, :mod:`.check`, :mod:`.annotate`;
+5. the command line: :mod:`.cli` (and this package's re-exports).
 """
 
 __version__ = "0.1.0"

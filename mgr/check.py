@@ -277,8 +277,14 @@ def _check_sequences(dm: Any, splits: Sequence[str], report: CheckReport) -> Che
     return report
 
 
-def check_main(argv: Sequence[str]) -> int:
+def check_main(argv: Sequence[str], cli: type) -> int:
     """Entry point of ``mgr check --config CONFIG [overrides]``.
+
+    Args:
+        argv: the arguments after ``mgr check``.
+        cli: the command line's LightningCLI class (:class:`mgr.cli.MgrCLI`), which
+            parses the config as ``mgr fit`` would; passed in because the command
+            line imports this module, not the other way round.
 
     Returns:
         ``0`` if every clip loaded, ``1`` if anything is bad.
@@ -302,7 +308,7 @@ def check_main(argv: Sequence[str]) -> int:
     a, rest = p.parse_known_args(argv)
     if not any(x == "--config" or x.startswith("--config=") or x == "-c" for x in rest):
         p.error("--config CONFIG is required (the config mgr fit would run)")
-    dm = datamodule_from_cli(rest)
+    dm = datamodule_from_cli(rest, cli)
     report = check_data(dm, a.splits, workers=a.workers, progress=not a.no_progress)
     print(report.format())
     if report.ok:
@@ -312,18 +318,17 @@ def check_main(argv: Sequence[str]) -> int:
     return 1
 
 
-def datamodule_from_cli(args: Sequence[str]) -> Any:
+def datamodule_from_cli(args: Sequence[str], cli: type) -> Any:
     """The datamodule a ``mgr fit`` command line would build (the model is not built).
 
     Args:
         args: ``--config CONFIG`` and overrides, as given to ``mgr fit``.
+        cli: the LightningCLI subclass of the command line (:class:`mgr.cli.MgrCLI`).
     """
     from lightning.pytorch import LightningDataModule
     from lightning.pytorch.cli import LightningArgumentParser
 
-    from mgr.cli import MgrCLI
-
-    class _DataOnly(MgrCLI):
+    class _DataOnly(cli):
         """Parse as ``mgr fit`` does, then instantiate only ``data``."""
 
         def _set_seed(self) -> None:  # nothing random is drawn by a check

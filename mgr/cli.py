@@ -173,6 +173,7 @@ class MgrCLI(LightningCLI):
             raise UserError(f"--ckpt_path {path} does not exist")
         trust = self.config[sub].get("weights_only") is False
         ckpt = check_lightning_checkpoint(path, trust=trust)
+        self._check_ckpt_model(path, ckpt, self.config[sub].get("model"))
         if not trust:
             return super()._parse_ckpt_path()
         # Lightning's own parsing reads the file weights-only; a trusted file is read
@@ -185,6 +186,29 @@ class MgrCLI(LightningCLI):
             hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
         self.config = self.parser.parse_object({sub: {"model": hparams}}, self.config)
         return None
+
+    @staticmethod
+    def _check_ckpt_model(path: str, ckpt: Any, model: Any) -> None:
+        """Refuse a checkpoint of another model before Lightning merges its settings in.
+
+        Lightning rebuilds the model from the checkpoint's recorded class and the
+        config's arguments; for another recognizer that fails deep in jsonargparse.
+        """
+        from mgr.models.checkpoints import checkpoint_class_mismatch
+
+        class_path = model.get("class_path") if model is not None else None
+        if not isinstance(class_path, str) or "." not in class_path:
+            return
+        module, _, name = class_path.rpartition(".")
+        try:
+            import importlib
+
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            return
+        problem = checkpoint_class_mismatch(ckpt, cls)
+        if problem is not None:
+            raise UserError(f"--ckpt_path {path}: {problem}")
 
 
 def _synth(argv: Sequence[str]) -> int:
@@ -366,7 +390,7 @@ def _detect(argv: Sequence[str]) -> int:
 def _check(argv: Sequence[str]) -> int:
     from mgr.check import check_main
 
-    return check_main(argv)
+    return check_main(argv, MgrCLI)
 
 
 def _extract_features(argv: Sequence[str]) -> int:
@@ -420,8 +444,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:
         if verbose or debug_enabled():
             raise
-        print(f"mgr: error: {err}", file=sys.stderr)
+        print(f"mgr: error: {_one_line(err)}", file=sys.stderr)
         return 2
+
+
+def _one_line(err: BaseException) -> str:
+    """The error's message on one line.
+
+    An error raised in a DataLoader worker comes back as ``Caught X in DataLoader
+    worker process N.`` followed by the worker's traceback, whose last line is
+    ``module.X: message``: that message is the one line.
+    """
+    lines = [line for line in str(err).strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Caught ") and ": " in lines[-1]:
+        return lines[-1].split(": ", 1)[1].strip()
+    return " ".join(line.strip() for line in lines)
 
 
 def _run(argv: list[str], from_sys: bool) -> int:

@@ -29,11 +29,9 @@ each npz carries the digest of the ``meta.json`` it was computed with, which
 :func:`read_features` checks: after an interrupted re-extraction with other
 settings, the files not yet recomputed are refused, not read as current.
 
-Feature steps and frames (used by :mod:`mgr.datamodules.online` and the detector):
-step ``i`` owns the frames nearest to its centre, ``[b_i, b_{i+1})`` with
-:func:`step_boundaries`; an instance maps to the steps whose frames it touches
-(:func:`frames_to_steps`) and a detection ``[a, b)`` in steps to frames
-``[b_a, b_b)`` (:func:`steps_to_frames`, linear between boundaries for fractional steps).
+The files are read by :mod:`mgr.data.readers.features` and feature steps map to
+frames by :mod:`mgr.data.transforms.steps`: both are below the datamodules and the
+detector that need them (this module builds on those); their names stay importable here.
 """
 
 from __future__ import annotations
@@ -52,7 +50,23 @@ import numpy as np
 import torch
 from torch import Tensor
 
+# The feature-file format and the step <-> frame mapping live in the data layer
+# (the online datamodules and the detector read them); re-exported here.
+from mgr.data.readers.features import (
+    META_FILE,
+    meta_key,
+    read_feature_meta,
+    read_features,
+    stored_meta_key,
+)
+from mgr.data.transforms.steps import (
+    frames_to_steps,
+    step_boundaries,
+    steps_to_frames,
+    window_starts,
+)
 from mgr.data.transforms.video import VIDEO_RECIPE_KEYS, finish_video_batch
+from mgr.errors import UserError
 from mgr.fileio import atomic_write, write_json
 
 if TYPE_CHECKING:
@@ -81,60 +95,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-META_FILE = "meta.json"
 _META_VERSION = 1
-
-
-# ---------------------------------------------------------------------- steps <-> frames
-def window_starts(num_frames: int, window: int, stride: int) -> np.ndarray:
-    """First frames ``(N,)`` of the windows: ``0, stride, ...`` while ``start + window <= T``.
-
-    A sequence shorter than ``window`` gets one window at 0 (the transform samples
-    it up to the recognizer's clip length).
-    """
-    if window < 1 or stride < 1:
-        raise ValueError(f"window and stride must be >= 1, got {window}, {stride}")
-    if num_frames < 1:
-        raise ValueError("a sequence needs at least one frame")
-    return np.arange(0, max(num_frames - window, 0) + 1, stride, dtype=np.int64)
-
-
-def step_boundaries(centers: np.ndarray, num_frames: int) -> np.ndarray:
-    """Frame boundaries ``(N + 1,)``: step ``i`` owns frames ``[b[i], b[i + 1])``.
-
-    Boundaries lie half-way between neighbouring centres; the first step starts
-    at frame 0 and the last ends at ``num_frames``.
-    """
-    centers = np.asarray(centers, dtype=np.int64)
-    mids = (centers[:-1] + centers[1:] + 1) // 2
-    return np.concatenate([[0], mids, [num_frames]]).astype(np.int64)
-
-
-def frames_to_steps(segments: np.ndarray, centers: np.ndarray, num_frames: int) -> np.ndarray:
-    """Instances ``(G, 2)`` in frames (inclusive ends) -> ``(G, 2)`` steps (inclusive ends).
-
-    An instance covers every step whose frames it touches.
-    """
-    seg = np.asarray(segments, dtype=np.int64).reshape(-1, 2)
-    bounds = step_boundaries(centers, num_frames)
-    last = len(centers) - 1
-    start = np.clip(np.searchsorted(bounds, seg[:, 0], side="right") - 1, 0, last)
-    end = np.clip(np.searchsorted(bounds, seg[:, 1], side="right") - 1, 0, last)
-    return np.stack([start, np.maximum(end, start)], 1).astype(np.int64)
-
-
-def steps_to_frames(segments: Tensor, centers: Tensor, num_frames: int) -> Tensor:
-    """Detections ``(D, 2)`` ``[start, end)`` in steps (float) -> ``[start, end)`` in frames.
-
-    Integer steps land on :func:`step_boundaries`; fractional ones in between, linearly.
-    """
-    bounds = torch.as_tensor(
-        step_boundaries(centers.cpu().numpy(), num_frames), dtype=torch.float32
-    ).to(segments.device)
-    x = segments.float().clamp(0, len(bounds) - 1)
-    lo = x.floor().long().clamp(max=len(bounds) - 2)
-    frac = x - lo
-    return bounds[lo] + frac * (bounds[lo + 1] - bounds[lo])
 
 
 # ---------------------------------------------------------------------- sources
@@ -504,6 +465,8 @@ def load_recognizer(
         )
     try:
         model = cls.load_from_checkpoint(path, map_location=map_location, weights_only=not trust)
+    except UserError as err:  # another model or other classes
+        raise UserError(f"{path}: {err}") from err
     except Exception as err:
         raise ValueError(f"{path}: could not load as {cls.__qualname__}: {err}") from err
     return model.eval()
@@ -578,79 +541,6 @@ def extract_sequence_features(
         out.append(model.forward_features(batch).float().cpu())
     features = torch.cat(out).numpy().astype(np.float32)
     return features, starts + window // 2
-
-
-def _meta_key(meta: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def read_feature_meta(directory: str | Path) -> dict[str, Any]:
-    """The ``meta.json`` of a features folder.
-
-    Raises:
-        FileNotFoundError: naming the folder, with the command that writes it.
-    """
-    path = Path(directory) / META_FILE
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} does not exist: {directory} is not a features folder "
-            "(write one with `mgr extract-features --ckpt REC.ckpt --out DIR`)"
-        )
-    return json.loads(path.read_text())
-
-
-def _cached_key(path: Path) -> str | None:
-    """The ``meta_key`` of an npz, or ``None`` if it is missing or unreadable."""
-    try:
-        with np.load(path) as f:
-            return str(f["meta_key"])
-    except Exception:  # a half-written or foreign file is recomputed
-        return None
-
-
-def read_features(
-    directory: str | Path, video_id: str, meta: dict[str, Any] | None = None
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """One video's ``features (N, D)``, ``centers (N,)`` and frame count.
-
-    The file must have been computed with the folder's ``meta.json`` (its
-    ``meta_key``): a folder whose re-extraction with other settings was
-    interrupted holds files of both, and the old ones are refused.
-
-    Args:
-        directory: the features folder.
-        video_id: the video.
-        meta: the folder's ``meta.json`` if already read (:func:`read_feature_meta`).
-
-    Raises:
-        FileNotFoundError: naming the missing file.
-        ValueError: naming the file, for missing keys, inconsistent shapes, or
-            features computed with other settings than ``meta.json``'s.
-    """
-    path = Path(directory) / f"{video_id}.npz"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no features for video {video_id!r}: {path} does not exist "
-            "(run `mgr extract-features` on this release)"
-        )
-    meta = read_feature_meta(directory) if meta is None else meta
-    with np.load(path) as f:
-        missing = {"features", "centers", "num_frames", "meta_key"} - set(f.files)
-        if missing:
-            raise ValueError(f"{path}: missing arrays {sorted(missing)}")
-        features, centers = f["features"].astype(np.float32), f["centers"].astype(np.int64)
-        num_frames, key = int(f["num_frames"]), str(f["meta_key"])
-    if key != _meta_key(meta):
-        raise ValueError(
-            f"{path}: computed with other settings than {Path(directory) / META_FILE} "
-            "(an interrupted `mgr extract-features` run?); run it again with the same --out"
-        )
-    if features.ndim != 2 or centers.shape != (len(features),) or len(features) == 0:
-        raise ValueError(
-            f"{path}: expected features (N, D) and centers (N,), got "
-            f"{features.shape} and {centers.shape}"
-        )
-    return features, centers, num_frames
 
 
 def extract_features(
@@ -729,13 +619,13 @@ def extract_features(
     if old is not None and old != meta:
         changed = sorted(k for k in meta if old.get(k) != meta[k])
         log.warning("%s: meta changed (%s): recomputing every video", out, ", ".join(changed))
-    key = _meta_key(meta)
+    key = meta_key(meta)
     write_json(out / META_FILE, meta, indent=1)
     status: dict[str, str] = {}
     bar = tqdm(found.items(), desc="extract-features", unit="video", disable=not progress)
     for vid, folder in bar:
         path = out / f"{vid}.npz"
-        if path.is_file() and _cached_key(path) == key:
+        if path.is_file() and stored_meta_key(path) == key:
             status[vid] = "cached"
             continue
         seq = source.load(folder)
@@ -744,7 +634,7 @@ def extract_features(
         )
         if meta["dim"] is None:  # a recognizer without feature_dim: learn it from the output
             meta["dim"] = int(features.shape[1])
-            key = _meta_key(meta)
+            key = meta_key(meta)
             write_json(out / META_FILE, meta, indent=1)
         elif features.shape[1] != meta["dim"]:
             raise ValueError(

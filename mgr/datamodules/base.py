@@ -37,6 +37,7 @@ from mgr.data.datasets import (
 from mgr.data.fgtext import FGTextTable, read_fgtext_csv
 from mgr.data.readers.common import ClipRecord
 from mgr.data.readers.media import index_media, media_num_frames
+from mgr.data.readers.pseudo_labels import load_pseudo_labels
 from mgr.data.samplers import (
     EvalShardSampler,
     ShuffleSampler,
@@ -47,9 +48,11 @@ from mgr.data.samplers import (
 from mgr.data.seeding import SeededDataset, loader_generator
 from mgr.data.transforms.video import finish_video_batch
 from mgr.errors import UserError
+from mgr.options import coerce_options
 from mgr.protocols import Protocol
-from mgr.pseudo_label import load_pseudo_labels
 from mgr.skeletons import SkeletonLayout, get_layout
+
+from .release import ensure_release
 
 __all__ = ["MicroGestureDataModule", "Modality", "Split", "eval_shard_sampler"]
 
@@ -108,7 +111,8 @@ class MicroGestureDataModule(LightningDataModule):
             test(pseudo)); validation metrics are then optimistic.
         heatmap: supply PoseConv3D ``heatmap (B, K, T, H, W)`` volumes rendered
             from the (pixel) keypoints instead of ``skeleton`` coordinates;
-            ``None``: skeleton coordinates.
+            ``None``: skeleton coordinates. A dict of its fields is checked
+            as the command line checks it (:func:`mgr.options.coerce_options`).
         modalities: what each sample carries, any of ``"skeleton"``
             (``skeleton (B, C, T, V, M)``), ``"video"`` (``video (B, C, T, H, W)``,
             see ``video``) and ``"pose"`` (pixel ``keypoint (B, 1, T, V, 2)``,
@@ -117,7 +121,8 @@ class MicroGestureDataModule(LightningDataModule):
             keypoints cropped, resized and flipped as the video: RGBPoseConv3D).
             All are sampled over the same span and flipped together.
             ``None``: ``["skeleton"]`` (``heatmap`` replaces it when set).
-        video: how clips' frames are found and transformed (``"video"`` only).
+        video: how clips' frames are found and transformed (``"video"`` only);
+            a :class:`~mgr.data.datasets.VideoOptions` or a dict of its fields.
         sampler: ``"random"`` shuffles the training set; ``"sqrt_balanced"``
             draws with probability ``1 / sqrt(N_c + 1)`` per sample of class ``c``
             (square-root-smoothed class balancing).
@@ -138,6 +143,13 @@ class MicroGestureDataModule(LightningDataModule):
             (``sample_id,initiator,receiver,direction,motion_type``) over the
             class defaults; ``None``: ``root/fgtext.csv`` when it exists (SynthMG
             writes one), else class defaults only.
+        synthmg: ``root`` is a SynthMG release written with these settings
+            (keyword arguments of :func:`mgr.data.synthetic.generate_synthmg`, e.g.
+            ``{seed: 0, subjects: [16, 4, 6], video: true}``): a missing ``root``
+            is reported with the ``mgr synth`` command that writes it
+            (:mod:`mgr.datamodules.release`); ``None``: a real release.
+        synthesize: write the SynthMG release (``synthmg``) when ``root`` is
+            missing, instead of stopping; an existing ``root`` is read as it is.
     """
 
     #: dataset key of :func:`mgr.classes.get_classes`.
@@ -175,6 +187,8 @@ class MicroGestureDataModule(LightningDataModule):
         cache_dir: str | Path | None = None,
         fg_text: bool = False,
         fg_text_file: str | Path | None = None,
+        synthmg: dict[str, Any] | None = None,
+        synthesize: bool = False,
     ) -> None:
         super().__init__()
         if scale not in ("shoulder", "none"):
@@ -209,6 +223,9 @@ class MicroGestureDataModule(LightningDataModule):
         self.pin_memory = pin_memory
         self.extra_labels = extra_labels
         self.extra_labels_with_val = extra_labels_with_val
+        # Python callers may pass dicts; the CLI has already built the objects.
+        heatmap = coerce_options(HeatmapOptions, heatmap, "heatmap")
+        video = coerce_options(VideoOptions, video, "video")
         self.heatmap = heatmap
         self.modalities = self._check_modalities(modalities, heatmap, video)
         if video is None and "video" in self.modalities:
@@ -226,6 +243,8 @@ class MicroGestureDataModule(LightningDataModule):
         self.fg_text = fg_text
         self.fg_text_file = Path(fg_text_file) if fg_text_file is not None else None
         self._fgtext: FGTextTable | None = None
+        self.synthmg = dict(synthmg) if synthmg is not None else None
+        self.synthesize = synthesize
 
     # ---------------------------------------------------------------- to override
     def load_records(self, split: Split) -> list[ClipRecord]:
@@ -469,7 +488,19 @@ class MicroGestureDataModule(LightningDataModule):
         ):
             log.info("%s %s: reading cache %s", type(self).__name__, split, self.cache_dir)
             return read_cache(self.cache_dir, split)
+        self._ensure_release()
         return self.load_records(split)
+
+    def prepare_data(self) -> None:
+        """With ``synthesize``, write the SynthMG release at :attr:`root` if it is missing.
+
+        Lightning calls this on one process per node before the others read.
+        """
+        if self.synthesize:
+            self._ensure_release()
+
+    def _ensure_release(self) -> None:
+        ensure_release(self.root, self.dataset, self.synthmg, self.synthesize, type(self).__name__)
 
     def _load_checked(self, split: Split) -> list[ClipRecord]:
         """Read a split; in ``skip`` mode the readers' skip warnings are logged and counted."""

@@ -7,10 +7,10 @@ Two inputs are served, chosen by ``features_dir``:
 * recognizer features (``features_dir``, written by ``mgr extract-features``):
   ``features (B, D, N)``, one step per sliding window of the recognizer, at the
   window-centre rate (``stride`` frames per step). Step ``i`` owns the frames
-  nearest to its window centre ``centers[i]`` (:func:`mgr.features.step_boundaries`);
+  nearest to its window centre ``centers[i]`` (:func:`mgr.data.transforms.steps.step_boundaries`);
   instances are converted to the steps whose frames they cover
-  (:func:`mgr.features.frames_to_steps`) for training, and the detector converts
-  its detections back to frames (:func:`mgr.features.steps_to_frames`) with the
+  (:func:`mgr.data.transforms.steps.frames_to_steps`) for training, and the detector converts
+  its detections back to frames (:func:`mgr.data.transforms.steps.steps_to_frames`) with the
   ``centers (B, N)`` and ``num_frames (B,)`` of the batch, so evaluation and
   ``predict`` are in frames, comparable with the raw-skeleton detector.
 """
@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from mgr.callbacks import seeded_train_sampler
 from mgr.classes import get_classes
 from mgr.data.readers.common import SequenceRecord, load_each
+from mgr.data.readers.features import read_feature_meta, read_features
 from mgr.data.readers.imigue import (
     IMIGUE_SPLIT_DIRS,
     MIGA_TEST_VIDEOS,
@@ -46,8 +47,9 @@ from mgr.data.readers.smg import SMG_SPLITS, find_smg_samples, load_smg_sequence
 from mgr.data.samplers import ShuffleSampler, repetition_factors
 from mgr.data.seeding import SeededDataset, loader_generator
 from mgr.data.transforms.pose import normalize_skeleton
+from mgr.data.transforms.steps import frames_to_steps
 from mgr.datamodules.base import eval_shard_sampler
-from mgr.features import frames_to_steps, read_feature_meta, read_features
+from mgr.datamodules.release import ensure_release
 from mgr.protocols import Protocol
 from mgr.skeletons import get_layout
 
@@ -269,6 +271,9 @@ class OnlineDataModule(LightningDataModule):
         features_dir: a folder written by ``mgr extract-features`` (one
             ``<video>.npz`` per sequence + ``meta.json``): the detector's input
             becomes those features (``features (B, D, N)``); ``None``: raw skeletons.
+        synthmg: ``root`` is a SynthMG release written with these settings (see
+            :class:`~mgr.datamodules.base.MicroGestureDataModule`); ``None``: a real one.
+        synthesize: write that SynthMG release when ``root`` is missing.
     """
 
     #: dataset key of :func:`mgr.classes.get_classes`.
@@ -286,6 +291,8 @@ class OnlineDataModule(LightningDataModule):
         batch_size: int = 4,
         num_workers: int = 0,
         features_dir: str | Path | None = None,
+        synthmg: dict[str, Any] | None = None,
+        synthesize: bool = False,
     ) -> None:
         super().__init__()
         if non_mg not in ("detect", "background"):
@@ -310,6 +317,8 @@ class OnlineDataModule(LightningDataModule):
                     f"{type(self).__name__} reads {self.dataset!r}"
                 )
         self.sequences: dict[str, list[SequenceRecord]] = {}
+        self.synthmg = dict(synthmg) if synthmg is not None else None
+        self.synthesize = synthesize
 
     # ---------------------------------------------------------------- to override
     def read_sequences(self, split: str) -> list[SequenceRecord]:
@@ -373,10 +382,16 @@ class OnlineDataModule(LightningDataModule):
         return max(1, math.ceil(self.window / int(self.feature_meta["stride"])))
 
     # ---------------------------------------------------------------- loading
+    def prepare_data(self) -> None:
+        """With ``synthesize``, write the SynthMG release at :attr:`root` if it is missing."""
+        if self.synthesize:
+            ensure_release(self.root, self.dataset, self.synthmg, True, type(self).__name__)
+
     def load_sequences(self, split: str) -> list[SequenceRecord]:
         """Read and normalise one split's sequences (cached); features with ``features_dir``."""
         if split in self.sequences:
             return self.sequences[split]
+        ensure_release(self.root, self.dataset, self.synthmg, self.synthesize, type(self).__name__)
         out: list[SequenceRecord] = []
         for seq in self.read_sequences(split):
             if self.non_mg == "background":
@@ -502,6 +517,8 @@ class SMGOnlineDataModule(OnlineDataModule):
         num_workers: DataLoader workers.
         features_dir: recognizer features instead of raw skeletons (see
             :class:`OnlineDataModule`).
+        synthmg: settings of the SynthMG release at ``root`` (see :class:`OnlineDataModule`).
+        synthesize: write that SynthMG release when ``root`` is missing.
     """
 
     dataset = "smg"
@@ -523,6 +540,8 @@ class SMGOnlineDataModule(OnlineDataModule):
         batch_size: int = 4,
         num_workers: int = 0,
         features_dir: str | Path | None = None,
+        synthmg: dict[str, Any] | None = None,
+        synthesize: bool = False,
     ) -> None:
         if split not in SMG_SPLITS:
             raise ValueError(f"split must be one of {sorted(SMG_SPLITS)}, got {split!r}")
@@ -535,6 +554,8 @@ class SMGOnlineDataModule(OnlineDataModule):
             batch_size=batch_size,
             num_workers=num_workers,
             features_dir=features_dir,
+            synthmg=synthmg,
+            synthesize=synthesize,
         )
         self.split = split
         self.coords = coords
@@ -626,6 +647,8 @@ class IMiGUEOnlineDataModule(OnlineDataModule):
         num_workers: DataLoader workers.
         features_dir: recognizer features instead of raw skeletons (see
             :class:`OnlineDataModule`).
+        synthmg: settings of the SynthMG release at ``root`` (see :class:`OnlineDataModule`).
+        synthesize: write that SynthMG release when ``root`` is missing.
     """
 
     dataset = "imigue"
@@ -645,6 +668,8 @@ class IMiGUEOnlineDataModule(OnlineDataModule):
         batch_size: int = 4,
         num_workers: int = 0,
         features_dir: str | Path | None = None,
+        synthmg: dict[str, Any] | None = None,
+        synthesize: bool = False,
     ) -> None:
         from mgr.datamodules.base import _shoulders
 
@@ -665,6 +690,8 @@ class IMiGUEOnlineDataModule(OnlineDataModule):
             batch_size=batch_size,
             num_workers=num_workers,
             features_dir=features_dir,
+            synthmg=synthmg,
+            synthesize=synthesize,
         )
         self.split_scheme = split_scheme
         self.subject_map = subject_map

@@ -30,6 +30,7 @@ from mgr.data.datasets import (
 from mgr.data.readers.common import ClipRecord
 from mgr.data.readers.media import VIDEO_SUFFIXES, index_media, media_num_frames
 from mgr.data.transforms.video import VIDEO_RECIPE_KEYS
+from mgr.options import coerce_options
 
 from .base import MicroGestureDataModule, Split, collate
 
@@ -171,7 +172,8 @@ class UnlabeledDataModule(LightningDataModule):
             ``clip_len`` frames are sampled uniformly inside it).
         clip_len: frames per clip of folder videos; ``None``: the first source's.
         video: frame options of folder videos (``crop`` must be ``"center"``);
-            ``None``: the first source's with a centre crop.
+            ``None``: the first source's with a centre crop. A dict of
+            :class:`~mgr.data.datasets.VideoOptions` fields is checked as the CLI checks it.
         flip_prob: random horizontal flips of folder videos.
         batch_size: clips per batch.
         num_workers: DataLoader worker processes.
@@ -219,6 +221,7 @@ class UnlabeledDataModule(LightningDataModule):
         self.window = window
         first = self.sources[0] if self.sources else None
         self.clip_len = clip_len or (first.clip_len if first else 16)
+        video = coerce_options(VideoOptions, video, "video")
         if video is None:
             video = VideoOptions(crop="center") if first is None else first.video
             video = dataclasses.replace(video, crop="center", root=None)

@@ -45,10 +45,16 @@ from torchmetrics.classification import (
 
 from mgr.batch import MODALITY_NDIM
 from mgr.data.transforms.video import finish_video_batch
+from mgr.errors import UserError
 from mgr.metrics import F1_MEAN_PARTS, F1Mean, SampleMean, is_ma52
 from mgr.protocols import Protocol, literature_line
 
-from .checkpoints import LoadReport, checkpoint_state_dict, read_checkpoint
+from .checkpoints import (
+    LoadReport,
+    check_checkpoint_model,
+    checkpoint_state_dict,
+    read_checkpoint,
+)
 from .losses import (
     OrthogonalSemanticLoss,
     SoftmaxFocalLoss,
@@ -760,20 +766,25 @@ class Recognizer(LightningModule):
                     hparams[key] = None
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse a checkpoint trained on other classes, before any size-mismatch error."""
+        """Refuse a checkpoint of another model or other classes, before any size mismatch.
+
+        Raises:
+            UserError: naming the checkpoint's class or classes and this model's.
+        """
+        check_checkpoint_model(checkpoint, self)
         hp = checkpoint.get("hyper_parameters", {})
         theirs, ours = hp.get("num_classes"), self.hparams.num_classes
         if theirs is not None and theirs != ours:
-            raise ValueError(
+            raise UserError(
                 f"checkpoint was trained with num_classes={theirs}, this model "
-                f"has num_classes={ours}"
+                f"has num_classes={ours}: use a checkpoint trained on this dataset's classes"
             )
         their_names, our_names = hp.get("class_names"), self.hparams.get("class_names")
         if their_names and our_names and list(their_names) != list(our_names):
             diff = [
                 i for i, (a, b) in enumerate(zip(their_names, our_names, strict=True)) if a != b
             ]
-            raise ValueError(
+            raise UserError(
                 f"checkpoint class names differ from this model's at ids {diff[:5]} "
                 f"(e.g. {their_names[diff[0]]!r} vs {our_names[diff[0]]!r})"
             )

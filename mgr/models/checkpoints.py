@@ -46,7 +46,9 @@ __all__ = [
     "DEFAULT_PREFIX_MAP",
     "LoadReport",
     "Opaque",
+    "check_checkpoint_model",
     "check_lightning_checkpoint",
+    "checkpoint_class_mismatch",
     "checkpoint_state_dict",
     "load_mmaction_checkpoint",
     "read_checkpoint",
@@ -489,6 +491,61 @@ def check_lightning_checkpoint(
             f"if you trust the file, {switch}"
         )
     return ckpt
+
+
+def checkpoint_model_class(checkpoint: Mapping[str, Any]) -> str | None:
+    """The dotted class a Lightning checkpoint records, or ``None``.
+
+    ``mgr fit`` records ``_class_path`` in the settings; :meth:`Recognizer.on_save_checkpoint`
+    records ``mgr_class`` for checkpoints saved outside it.
+    """
+    hparams = checkpoint.get("hyper_parameters") or {}
+    recorded = hparams.get("_class_path") if isinstance(hparams, Mapping) else None
+    return recorded or checkpoint.get("mgr_class")
+
+
+def check_checkpoint_model(checkpoint: Mapping[str, Any], model: nn.Module) -> None:
+    """Refuse a checkpoint of another model class, before its weights fail to fit.
+
+    A checkpoint that records no class, or one whose class cannot be imported,
+    passes (the weights are compared next). Subclasses and parents both fit:
+    a new head on a recognizer may start from the recognizer's checkpoint.
+
+    Args:
+        checkpoint: a Lightning checkpoint dict.
+        model: the module about to load it.
+
+    Raises:
+        UserError: naming both classes.
+    """
+    problem = checkpoint_class_mismatch(checkpoint, type(model))
+    if problem is not None:
+        raise UserError(problem)
+
+
+def checkpoint_class_mismatch(checkpoint: Mapping[str, Any], model_class: type) -> str | None:
+    """Why a checkpoint does not fit ``model_class`` (see :func:`check_checkpoint_model`).
+
+    Returns:
+        The one-line reason, or ``None`` if the classes fit (or cannot be told).
+    """
+    import importlib
+
+    recorded = checkpoint_model_class(checkpoint)
+    if not isinstance(recorded, str) or "." not in recorded:
+        return None
+    module, _, name = recorded.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+    if isinstance(cls, type) and (issubclass(model_class, cls) or issubclass(cls, model_class)):
+        return None
+    ours = f"{model_class.__module__}.{model_class.__qualname__}"
+    return (
+        f"checkpoint of {recorded}, but the model is {ours}: use a checkpoint of "
+        f"{model_class.__qualname__}, or the config {name} was trained with"
+    )
 
 
 def checkpoint_state_dict(ckpt: Any, path: str | Path) -> dict[str, Tensor]:

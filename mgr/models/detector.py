@@ -33,11 +33,12 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
-from mgr.features import steps_to_frames
+from mgr.data.transforms.steps import steps_to_frames
 from mgr.metrics import OnlineF1, TemporalMAP
 from mgr.protocols import Protocol, literature_line
 
 from .backbones.temporal import TemporalDetectionNet
+from .checkpoints import check_checkpoint_model
 from .detection import assign_targets, detection_loss, make_points, postprocess
 
 __all__ = ["OnlineDetector"]
@@ -366,7 +367,8 @@ class OnlineDetector(LightningModule):
             checkpoint["feature_meta"] = self.feature_meta
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore ``feature_meta``."""
+        """Refuse a checkpoint of another model; restore ``feature_meta``."""
+        check_checkpoint_model(checkpoint, self)
         self.feature_meta = checkpoint.get("feature_meta")
 
     def configure_optimizers(self) -> Any:

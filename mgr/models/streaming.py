@@ -46,12 +46,13 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
-from .detector import OnlineDetector
+if TYPE_CHECKING:  # the detector imports this module when it streams
+    from .detector import OnlineDetector
 
 __all__ = [
     "Detection",

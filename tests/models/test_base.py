@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from mgr.classes import get_classes
 from mgr.datamodules.base import collate
+from mgr.errors import UserError
 from mgr.models import STCNN, Recognizer
 
 
@@ -144,14 +145,14 @@ def test_checkpoint_with_other_classes_is_refused(tmp_path):
     trainer.strategy.connect(src)
     path = tmp_path / "m.ckpt"
     trainer.save_checkpoint(path)
-    with pytest.raises(ValueError, match=r"num_classes=4.*num_classes=5"):
+    with pytest.raises(UserError, match=r"num_classes=4.*num_classes=5"):
         STCNN(5, num_joints=5, channels=(4,), temporal_strides=(1,)).on_load_checkpoint(
             torch.load(path, weights_only=False)
         )
     other = STCNN(
         4, class_names=["a", "b", "x", "d"], num_joints=5, channels=(4,), temporal_strides=(1,)
     )
-    with pytest.raises(ValueError, match=r"ids \[2\].*'c' vs 'x'"):
+    with pytest.raises(UserError, match=r"ids \[2\].*'c' vs 'x'"):
         other.on_load_checkpoint(torch.load(path, weights_only=False))
     # Same classes: loads, same weights.
     same = STCNN.load_from_checkpoint(path)

@@ -17,6 +17,8 @@ from typing import Literal, TypeVar
 import numpy as np
 import pandas as pd
 
+from mgr.errors import UserError
+
 __all__ = [
     "ClipRecord",
     "DataFormatError",
@@ -32,10 +34,13 @@ PathLike = str | os.PathLike[str]
 OnError = Literal["raise", "warn"]
 
 
-class DataFormatError(ValueError):
+class DataFormatError(ValueError, UserError):
     """A released file does not have the documented layout.
 
     The message always names the file and, where it applies, the row or sample.
+    A bad file is the user's to fix, so it is also a :class:`~mgr.errors.UserError`
+    (one line from the ``mgr`` command); it stays a ``ValueError`` for callers
+    that catch those.
     """
 
 

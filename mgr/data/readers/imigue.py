@@ -43,6 +43,7 @@ from .common import (
     _subdir_names,
     load_each,
 )
+from .openpose_xlsx import read_openpose_xlsx
 
 __all__ = [
     "IMIGUE_NUM_JOINTS",
@@ -233,8 +234,6 @@ def load_imigue_sequence(
     label_path = video_dir / f"{vid}_label.csv"
     rows = read_imigue_label_csv(label_path)  # cheap: fail on a bad label file first
     if source == "miga25":
-        from .miga import read_openpose_xlsx  # miga imports this module
-
         skeleton_path = video_dir / f"{vid}_openpose.xlsx"
         skeleton = read_openpose_xlsx(skeleton_path)
     else:
