@@ -1,29 +1,20 @@
-"""MicroGestureDataModule: the base of every mgr DataModule (skeleton modality)."""
+"""MicroGestureDataModule: the base of every mgr DataModule (skeleton modality).
+
+Settings, modalities, classes, layouts and datasets are here; reading the release
+into records is in :mod:`.records` and the samplers and loaders in :mod:`.loaders`
+(both parents of the class; their public names stay importable here).
+"""
 
 from __future__ import annotations
 
 import logging
-import os
-import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
-from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Sampler
 
-from mgr.callbacks import seeded_train_sampler
 from mgr.classes import ClassList, get_classes
-from mgr.data.cache import (
-    VideoCacheOptions,
-    cache_signature_matches,
-    prepared_clip_path,
-    read_cache,
-    read_video_cache_options,
-    write_cache,
-)
 from mgr.data.datasets import (
     ClipDataset,
     HeatmapClipDataset,
@@ -31,39 +22,23 @@ from mgr.data.datasets import (
     SkeletonClipDataset,
     SkeletonTransformConfig,
     VideoOptions,
-    flip_heatmaps,
-    render_heatmaps,
 )
 from mgr.data.fgtext import FGTextTable, read_fgtext_csv
 from mgr.data.readers.common import ClipRecord
-from mgr.data.readers.media import index_media, media_num_frames
-from mgr.data.readers.pseudo_labels import load_pseudo_labels
-from mgr.data.samplers import (
-    EvalShardSampler,
-    ShuffleSampler,
-    SqrtBalancedSampler,
-    repeat_indices,
-    repetition_factors,
-)
-from mgr.data.seeding import SeededDataset, loader_generator
-from mgr.data.transforms.video import finish_video_batch
-from mgr.errors import UserError
 from mgr.options import coerce_options
 from mgr.protocols import Protocol
 from mgr.skeletons import SkeletonLayout, get_layout
 
-from .release import ensure_release
+from .loaders import DataLoaderHooks, collate, eval_shard_sampler
+from .records import _SPLITS, Modality, ReleaseRecords, Split
 
-__all__ = ["MicroGestureDataModule", "Modality", "Split", "eval_shard_sampler"]
+__all__ = ["MicroGestureDataModule", "Modality", "Split", "collate", "eval_shard_sampler"]
+
 
 log = logging.getLogger(__name__)
 
-Split = Literal["train", "val", "test"]
-Modality = Literal["skeleton", "video", "pose", "heatmap"]
-_SPLITS: tuple[Split, ...] = ("train", "val", "test")
 
-
-class MicroGestureDataModule(LightningDataModule):
+class MicroGestureDataModule(ReleaseRecords, DataLoaderHooks):
     """Clips of one benchmark, as ``skeleton (B, C, T, V, M)`` batches.
 
     Subclasses say which class list and parent keypoint layout they read
@@ -453,163 +428,6 @@ class MicroGestureDataModule(LightningDataModule):
             test_flip=False if train else self.test_flip,
         )
 
-    def cache_signature(self) -> dict[str, Any]:
-        """What determines the records :meth:`load_records` returns (see :mod:`mgr.data.cache`).
-
-        Subclasses add their reader options.
-        """
-        return {
-            "datamodule": type(self).__name__,
-            "root": str(self.root.resolve()),
-            "on_error": self.reader_on_error,
-        }
-
-    def write_cache(self, out: str | Path, splits: Sequence[Split] = _SPLITS) -> Path:
-        """Parse the raw release once and store its splits as a fast cache.
-
-        Args:
-            out: cache folder; pass it as ``cache_dir`` later.
-            splits: splits to convert (missing ones are skipped with a log line).
-
-        Returns:
-            The cache folder.
-        """
-        records = {}
-        for split in splits:
-            try:
-                records[split] = self._load_raw(split)
-            except FileNotFoundError as err:
-                log.warning("not caching split %r: %s", split, err)
-        return write_cache(out, records, self.cache_signature())
-
-    def _load_raw(self, split: Split) -> list[ClipRecord]:
-        if self.cache_dir is not None and cache_signature_matches(
-            self.cache_dir, self.cache_signature(), split
-        ):
-            log.info("%s %s: reading cache %s", type(self).__name__, split, self.cache_dir)
-            return read_cache(self.cache_dir, split)
-        self._ensure_release()
-        return self.load_records(split)
-
-    def prepare_data(self) -> None:
-        """With ``synthesize``, write the SynthMG release at :attr:`root` if it is missing.
-
-        Lightning calls this on one process per node before the others read.
-        """
-        if self.synthesize:
-            self._ensure_release()
-
-    def _ensure_release(self) -> None:
-        ensure_release(self.root, self.dataset, self.synthmg, self.synthesize, type(self).__name__)
-
-    def _load_checked(self, split: Split) -> list[ClipRecord]:
-        """Read a split; in ``skip`` mode the readers' skip warnings are logged and counted."""
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            records = self._load_raw(split)
-            if "video" in self.modalities:
-                records = self._attach_videos(records, split)
-        skipped = 0
-        for w in caught:
-            if "skipping" in str(w.message):
-                skipped += 1
-                log.warning("%s", w.message)
-                self.skip_messages.setdefault(split, []).append(str(w.message))
-            else:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        self.skipped[split] = self.skipped.get(split, 0) + skipped
-        return records
-
-    def _attach_videos(self, records: list[ClipRecord], split: Split) -> list[ClipRecord]:
-        """Find every clip's video file; drop or refuse clips whose video is bad."""
-        root = Path(self.video.root) if self.video and self.video.root else self.root
-        index = None
-        kept: list[ClipRecord] = []
-        # Clips prepared by `mgr prepare --video` replace their raw videos, one by one.
-        prepared = read_video_cache_options(self.cache_dir) if self.cache_dir else None
-        for rec in records:
-            if rec.video is None or (self.video and self.video.root):  # an explicit root wins
-                index = index if index is not None else index_media(root)
-                path = next((index[n] for n in self.video_names(rec) if n in index), None)
-                first, last = self.video_frames(rec)
-                rec = replace(
-                    rec, video=str(path) if path else None, video_start=first, video_end=last
-                )
-            problem = None
-            if rec.video is None or not Path(rec.video).is_file():
-                names = rec.video or " or ".join(f"{n}.*" for n in self.video_names(rec))
-                problem = f"no video {names} under {root}"
-            elif self.on_bad_sample == "skip":  # probe now so a bad file never reaches training
-                try:
-                    frames = media_num_frames(rec.video)
-                    if rec.video_end is not None and rec.video_end >= frames:
-                        problem = f"{rec.video} has {frames} frames, clip ends at {rec.video_end}"
-                except (OSError, ValueError) as err:
-                    problem = str(err)
-            if problem is None:
-                kept.append(self._prepared(rec, prepared))
-                continue
-            message = f"clip {rec.sample_id} of split {split!r} ({rec.source}): {problem}"
-            if self.on_bad_sample == "raise":
-                raise FileNotFoundError(message)
-            warnings.warn(f"skipping bad clip: {message}", stacklevel=2)
-        return kept
-
-    def _prepared(self, rec: ClipRecord, options: VideoCacheOptions | None) -> ClipRecord:
-        """``rec`` reading its prepared clip from :attr:`cache_dir` when there is one."""
-        if options is None or (self.video is not None and self.video.modality != "rgb"):
-            return rec
-        path = prepared_clip_path(self.cache_dir, rec, options)
-        if not path.is_file():
-            return rec
-        return replace(rec, video=str(path), video_start=0, video_end=None)
-
-    def _get_records(self, split: Split) -> list[ClipRecord]:
-        if split not in self.records:
-            records = self._load_checked(split)
-            if split == "train" and self.extra_labels is not None:
-                records = records + self._extra_training_records()
-            if not records:
-                raise ValueError(
-                    f"{type(self).__name__}: split {split!r} under {self.root} has no clips"
-                )
-            self._check_labels(records, split)
-            self.records[split] = records
-            log.info("%s %s: %d clips", type(self).__name__, split, len(records))
-        return self.records[split]
-
-    def _extra_training_records(self) -> list[ClipRecord]:
-        """Validation clips (optionally) and pseudo-labelled clips for the training set."""
-        pseudo = load_pseudo_labels(self.extra_labels, self.class_names)
-        extra: list[ClipRecord] = []
-        if self.extra_labels_with_val:
-            extra += self._get_records("val")
-        source = {r.sample_id: r for r in self._get_records(pseudo.split)}
-        missing = [s for s in pseudo.labels if s not in source]
-        if missing:
-            raise ValueError(
-                f"{self.extra_labels}: {len(missing)} pseudo-labelled samples are not "
-                f"in split {pseudo.split!r} under {self.root}, e.g. {missing[:3]}"
-            )
-        extra += [replace(source[s], label=c) for s, c in pseudo.labels.items()]
-        log.info(
-            "training on %d extra clips (%d pseudo-labelled from %s)",
-            len(extra),
-            len(pseudo.labels),
-            pseudo.split,
-        )
-        return extra
-
-    def _check_labels(self, records: Sequence[ClipRecord], split: str) -> None:
-        bad = [r for r in records if not 0 <= r.label < self.num_classes]
-        if bad:
-            r = bad[0]
-            raise ValueError(
-                f"{len(bad)} clip(s) of split {split!r} have labels outside "
-                f"0..{self.num_classes - 1}, e.g. {r.sample_id} ({r.source}): "
-                f"{r.label}"
-            )
-
     def setup(self, stage: str) -> None:
         """Read the splits the stage needs (once; later stages reuse them)."""
         needed: dict[str, tuple[Split, ...]] = {
@@ -676,182 +494,6 @@ class MicroGestureDataModule(LightningDataModule):
                 )
         dataset.texts = table
 
-    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
-        """Finish the batch on the device: float video, and heatmaps with ``heatmap.on_device``.
-
-        Loaders ship ``video`` as uint8 with a per-sample recipe; its normalisation
-        (or Taylor video) and flips run here (:func:`finish_video_batch`).
-        """
-        batch = finish_video_batch(batch)
-        if self.heatmap is None or "pose_keypoint" not in batch:
-            return batch
-        kp, score = batch.pop("pose_keypoint"), batch.pop("pose_score")  # (B, N, M, T, V, 2)
-        size = tuple(batch.pop("heatmap_size")[0].tolist())
-        flip = bool(batch.pop("heatmap_flip")[0])
-        b, n = kp.shape[:2]
-        heatmap = render_heatmaps(
-            kp.flatten(0, 1), score.flatten(0, 1), size, self.heatmap, self.layout.limbs
-        ).unflatten(0, (b, n))
-        if flip:
-            mirrored = flip_heatmaps(
-                heatmap, self.layout.flip_permutation(), self.heatmap.kind, self.layout.limbs
-            )
-            heatmap = torch.cat([heatmap, mirrored], dim=1)
-        batch["heatmap"] = heatmap[:, 0] if heatmap.shape[1] == 1 else heatmap
-        return batch
-
-    # ---------------------------------------------------------------- loaders
-    def train_sampler(self) -> Sampler[int]:
-        """The training sampler: shuffling, rare-class repetition and/or class balancing.
-
-        Every sampler here draws its epoch from ``(seed, epoch)`` (``set_epoch``,
-        called by Lightning each epoch), never from the global RNG, so a resumed
-        run draws what the uninterrupted run drew; the seed is ``seed_everything``'s
-        (``PL_GLOBAL_SEED``), identical on all DDP ranks, which each take their share
-        of the one draw (:class:`~mgr.data.seeding.DistributedSeededSampler`).
-
-        Returns:
-            An index sampler with ``set_epoch``.
-        """
-        labels = [r.label for r in self.datasets["train"].records]
-        seed = _global_seed()
-        indices = None
-        if self.repeat_alpha is not None:
-            factors = repetition_factors(labels, self.num_classes, alpha=self.repeat_alpha)
-            indices = repeat_indices(labels, factors)
-            log.info("rare-class repetition: %d -> %d training clips", len(labels), len(indices))
-        if self.sampler == "sqrt_balanced":
-            drawn = [labels[i] for i in indices] if indices is not None else labels
-            balanced = SqrtBalancedSampler(drawn, self.num_classes, seed=seed)
-            return balanced if indices is None else _Subset(balanced, indices)
-        return ShuffleSampler(indices if indices is not None else range(len(labels)), seed=seed)
-
-    def _loader(self, split: Split, shuffle: bool) -> DataLoader:
-        if split not in self.datasets:
-            self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
-        sampler = eval_shard_sampler(self, self.datasets[split], self.batch_size, split)
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle and sampler is None,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-            collate_fn=collate,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled (or balanced) training clips, reproducible across resumes.
-
-        The loader yields ``(index, seed)`` pairs (:class:`~mgr.data.seeding.SeededSampler`)
-        into a :class:`~mgr.data.seeding.SeededDataset`: each clip's random choices
-        (frames, flip, crop) depend only on ``(seed, epoch, position in the epoch)``,
-        whatever ``num_workers`` is. A resumed run starts at the epoch it resumes
-        (Lightning calls ``set_epoch`` only after the first batches are requested).
-        """
-        if "train" not in self.datasets:
-            self.setup("fit")
-        seed = _global_seed()
-        sampler = seeded_train_sampler(self.train_sampler(), seed, self.trainer)
-        return DataLoader(
-            SeededDataset(self.datasets["train"]),
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-            collate_fn=collate,
-            generator=loader_generator(seed),
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        """Validation clips, deterministic."""
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        """Test clips, deterministic."""
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        """Clips of :attr:`predict_split`, deterministic."""
-        if self.predict_split not in self.datasets:
-            self.setup("predict")
-        return self._loader(self.predict_split, shuffle=False)
-
-
-def eval_shard_sampler(
-    datamodule: LightningDataModule, dataset: Any, batch_size: int, split: str
-) -> EvalShardSampler | None:
-    """The sampler of an evaluation loader: exact shards under several processes.
-
-    Under a distributed strategy (DDP, FSDP, DeepSpeed: the trainer has
-    ``distributed_sampler_kwargs``) each process gets an :class:`EvalShardSampler`
-    shard, so that validation, test and prediction see every sample exactly once
-    (Lightning's own ``DistributedSampler`` repeats samples to even out the shards);
-    Lightning leaves a ``DistributedSampler`` in a loader as it is. The metrics
-    are synchronised at the end of the epoch (:class:`~mgr.models.base.Recognizer`),
-    and prediction sets are gathered by :class:`~mgr.predictions.PredictionWriter`.
-
-    Args:
-        datamodule: the datamodule asking (its attached trainer, if any, decides).
-        dataset: the split's dataset.
-        batch_size: the loader's batch size.
-        split: split name, for the error message.
-
-    Returns:
-        The sampler, or ``None`` in a single process (the loader's plain order).
-
-    Raises:
-        UserError: if the split has fewer samples than there are processes.
-    """
-    trainer = getattr(datamodule, "trainer", None)
-    kwargs = trainer.distributed_sampler_kwargs if trainer is not None else None
-    if not kwargs or kwargs.get("num_replicas", 1) <= 1:
-        return None
-    try:
-        return EvalShardSampler(dataset, batch_size, kwargs["num_replicas"], kwargs["rank"])
-    except ValueError as err:
-        raise UserError(f"{type(datamodule).__name__} split {split!r}: {err}") from None
-
-
-class _Subset(Sampler[int]):
-    """Maps the draws of a sampler over a repeated index list back to dataset indices."""
-
-    def __init__(self, sampler: SqrtBalancedSampler, indices: Sequence[int]) -> None:
-        self.sampler, self.indices = sampler, list(indices)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
-
-    def __iter__(self) -> Iterator[int]:
-        return (self.indices[i] for i in self.sampler)
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-
-def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Stack sample dicts into a batch dict (strings become lists).
-
-    Args:
-        samples: dicts of the batch contract without the batch axis.
-
-    Returns:
-        A batch dict: tensors stacked on a new first axis, ints as an int64
-        tensor, everything else as a list.
-    """
-    batch: dict[str, Any] = {}
-    for key in samples[0]:
-        values = [s[key] for s in samples]
-        if torch.is_tensor(values[0]):
-            batch[key] = torch.stack(values)
-        elif isinstance(values[0], int):
-            batch[key] = torch.tensor(values, dtype=torch.long)
-        else:
-            batch[key] = values
-    return batch
-
 
 def _shoulders(layout: SkeletonLayout) -> tuple[int, int] | None:
     """Indices of the two shoulders, found by name, or ``None``."""
@@ -868,8 +510,3 @@ def _subsets_of(parent: str) -> list[str]:
     from mgr.skeletons import LAYOUTS
 
     return sorted(n for n, lay in LAYOUTS.items() if lay.parent == parent)
-
-
-def _global_seed() -> int:
-    """``seed_everything``'s seed (``PL_GLOBAL_SEED``; 0 when the run is not seeded)."""
-    return int(os.environ.get("PL_GLOBAL_SEED", 0))
