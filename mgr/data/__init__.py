@@ -12,5 +12,10 @@ frames lives here, below them, so imports run one way (``tools/import_graph.py``
   the detector and the feature extraction).
 * :mod:`.datasets`, :mod:`.samplers`, :mod:`.seeding`, :mod:`.cache`: torch
   Datasets and samplers over the readers' records, and the parsed-release cache.
-* :mod:`.synthetic`: SynthMG, written in the real on-disk layouts.
+* :mod:`.sequences`: untrimmed sequences as training windows (the online
+  detector's Dataset and collate); :mod:`.windows`: sliding windows of a long
+  sequence as a recognizer's batches (``mgr extract-features``, ``detect``,
+  ``recognize``).
+* :mod:`.synthetic`: SynthMG, written in the real on-disk layouts (a package:
+  body model, gesture table, motion, per-layout writers, RGB renderer).
 """

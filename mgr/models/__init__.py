@@ -1,4 +1,12 @@
-"""Recognizers (LightningModules) and their building blocks."""
+"""Recognizers (LightningModules) and their building blocks.
+
+:mod:`.base` is the :class:`Recognizer` template (networks, losses, metrics,
+forward); :mod:`.hooks` its Lightning hooks (steps, test outputs, setup checks,
+checkpoint hooks, optimizers); one module per recognizer; :mod:`.detector`,
+:mod:`.detection` and :mod:`.streaming` the online detector; :mod:`.checkpoints`
+reading checkpoints (and refusing one of another model or other classes);
+:mod:`.backbones` the plain ``nn.Module`` networks.
+"""
 
 from .base import Recognizer
 from .checkpoints import LoadReport, load_mmaction_checkpoint
