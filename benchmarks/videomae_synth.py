@@ -37,6 +37,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, Dataset
 
 from mgr.data.datasets import VideoOptions
+from mgr.data.transforms.video import finish_video_batch
 from mgr.datamodules import IMiGUEDataModule, UnlabeledDataModule
 from mgr.datamodules.base import collate
 from mgr.models import VideoMAE, VideoViT
@@ -58,7 +59,8 @@ CACHED_FRAMES = 16
 
 
 def decode_all(args: argparse.Namespace, cache: Path) -> dict[str, Any]:
-    """Decode every clip (all splits) and untrimmed window once: ``(3, 16, 32, 32)`` float16."""
+    """Decode every clip (all splits) and untrimmed window once: ``(3, 16, 32, 32)`` float16,
+    normalised as the models' input."""
     if cache.is_file():
         return torch.load(cache, weights_only=False)
     source = IMiGUEDataModule(
@@ -75,8 +77,11 @@ def decode_all(args: argparse.Namespace, cache: Path) -> dict[str, Any]:
         ds.train = False  # deterministic sampling, no flip: decoded once
         ds.config = source.transform_config(train=False)
         part = name.rsplit(":", 1)[1]
+        # Loaders yield uint8 frames plus a recipe; finish them (scale, normalise) as the
+        # datamodule's on_after_batch_transfer does, or the models would see 0..255.
+        finished = [finish_video_batch(collate([ds[i]]))["video"][0] for i in range(len(ds))]
         out[part] = {
-            "video": torch.stack([ds[i]["video"].half() for i in range(len(ds))]),
+            "video": torch.stack(finished).half(),
             "label": torch.tensor([r.label for r in ds.records]),
             "sample_id": [r.sample_id for r in ds.records],
         }
@@ -325,7 +330,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     t0 = time.perf_counter()
-    data = decode_all(args, out / "clips16x32.pt")
+    data = decode_all(args, out / "clips16x32_normalised.pt")
     sizes = {p: len(data[p]["video"]) for p in ("train", "val", "test", "untrimmed")}
     print(f"clips decoded/loaded in {time.perf_counter() - t0:.0f} s: {sizes}", flush=True)
     results_path = out / "results.json"
