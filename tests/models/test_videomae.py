@@ -270,3 +270,67 @@ def test_pretrained_hf_videomae_weights(tmp_path):
     assert torch.equal(model.encoder.blocks[1].mlp.fc1.weight, want)
     model.on_save_checkpoint(ckpt := {"hyper_parameters": dict(model.hparams)})
     assert ckpt["hyper_parameters"]["pretrained"] is None
+
+
+@pytest.mark.slow
+def test_synth_experiment_configs_pretrain_then_finetune(tmp_path, monkeypatch):
+    """``experiments/synth/videomae_pretrain.yaml`` (2 steps) writes the checkpoint that
+    ``videovit_finetune.yaml`` starts from (its own ``init_from``), on a tiny release with
+    untrimmed videos at the configs' relative data path."""
+    from pathlib import Path
+
+    from mgr.cli import MgrCLI
+    from mgr.data.synthetic import generate_synthmg
+
+    repo = Path(__file__).resolve().parents[2]
+    monkeypatch.setattr("sys.argv", ["mgr"])
+    monkeypatch.chdir(tmp_path)  # the configs read data/ and write runs/ relative to it
+    generate_synthmg(
+        tmp_path / "data" / "synthmg_imigue_rgb",
+        layout="imigue",
+        seed=3,
+        subjects=(2, 1, 1),
+        videos_per_subject=1,
+        clips_per_video=6,
+        clip_frames=(8, 12),
+        gap_frames=(1, 2),
+        video=True,
+        video_size=(48, 80),
+        untrimmed_video=True,
+    )
+    pre = MgrCLI(
+        args=[
+            "fit",
+            "--config",
+            str(repo / "experiments" / "synth" / "videomae_pretrain.yaml"),
+            "--trainer.max_steps",
+            "2",
+            "--data.init_args.num_workers",
+            "0",
+        ]
+    )
+    assert isinstance(pre.model, VideoMAE) and pre.trainer.global_step == 2
+    assert any(k.endswith(":untrimmed") for k in pre.datamodule.parts)
+    ckpt = tmp_path / "runs" / "synth_videomae" / "checkpoints" / "last.ckpt"
+    # Mark one encoder weight (0.5 everywhere; random init is ~N(0, 0.02)): two fine-tuning
+    # steps at lr <= 5e-4 keep it near 0.5 only if init_from loaded this file.
+    state = torch.load(ckpt, weights_only=False)
+    key = next(
+        k for k, v in state["state_dict"].items() if k.startswith("encoder.") and v.ndim == 2
+    )
+    state["state_dict"][key] = torch.full_like(state["state_dict"][key], 0.5)
+    torch.save(state, ckpt)
+    fine = MgrCLI(
+        args=[
+            "fit",
+            "--config",
+            str(repo / "experiments" / "synth" / "videovit_finetune.yaml"),
+            "--trainer.max_steps",
+            "2",
+            "--data.init_args.num_workers",
+            "0",
+        ]
+    )
+    assert isinstance(fine.model, VideoViT) and fine.trainer.global_step == 2
+    weight = fine.model.backbone.state_dict()[key.removeprefix("encoder.")]
+    assert torch.allclose(weight, torch.full_like(weight, 0.5), atol=0.01)
