@@ -5,8 +5,9 @@ file format and resolution, then runs the config *unchanged* except the data roo
 batch size, workers and accelerator/precision/devices/strategy:
 
 * ``mgr fit``: 2 training steps and 1 validation step (``--steps``);
-* ``mgr test`` on the checkpoint that fit saved (first ``--eval-batches`` batches);
-* ``mgr predict`` with the prediction writer (first ``--eval-batches`` batches).
+* ``mgr test`` on the checkpoint that fit saved (the whole test split, or the first
+  ``--eval-batches`` batches);
+* ``mgr predict`` with the prediction writer (the same).
 
 Each runs in its own process (``nice -n 10``), from its own working folder (the
 configs' relative ``runs/...`` land there), and the table gives per config:
@@ -47,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import os
 import re
@@ -125,9 +127,13 @@ SMALL = {
 }
 
 
-def release_of(config: dict[str, Any]) -> str:
-    """The SynthMG release a config reads (by its datamodule and ``source``)."""
-    data = config["data"]
+def release_of(data: dict[str, Any]) -> str:
+    """The SynthMG release a datamodule entry of a config reads (its class and ``source``).
+
+    Args:
+        data: a ``class_path``/``init_args`` entry (the config's ``data`` or one of
+            an ``UnlabeledDataModule``'s ``sources``).
+    """
     cls = data["class_path"].rsplit(".", 1)[-1]
     if cls == "MA52DataModule":
         return "ma52"
@@ -136,9 +142,94 @@ def release_of(config: dict[str, Any]) -> str:
     if cls == "SMGDataModule":
         return "smg"
     if cls == "IMiGUEDataModule":
-        source = data.get("init_args", {}).get("source", "miga23")
+        source = (data.get("init_args") or {}).get("source", "miga23")
         return "imigue_miga25" if source == "miga25" else "imigue_miga23"
     raise ValueError(f"no SynthMG release for {cls}")
+
+
+def datamodules(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``(dotted key, entry)`` of every datamodule that reads a release.
+
+    The config's ``data``, or the ``sources`` of an ``UnlabeledDataModule`` (VideoMAE
+    pretraining reads iMiGUE, SMG and MA-52 together).
+    """
+    data = config["data"]
+    if data["class_path"].endswith(".UnlabeledDataModule"):
+        sources = (data.get("init_args") or {}).get("sources") or []
+        return [(f"data.init_args.sources.{i}", s) for i, s in enumerate(sources)]
+    return [("data", data)]
+
+
+#: What a real-size run may change in a config (issue 15): data roots, batch size,
+#: workers, and where it runs. Everything else reaches mgr as written.
+ALLOWED = (
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.strategy",
+    "trainer.precision",
+    "data.init_args.batch_size",
+    "data.init_args.num_workers",
+    r"data(\.init_args\.sources\.\d+)?\.init_args\.root",
+    r"data(\.init_args\.sources\.\d+)?\.init_args\.video\.root",
+)
+
+
+def rewrite_config(
+    config: dict[str, Any], roots: dict[str, Path], batch_size: int
+) -> tuple[dict[str, Any], list[str]]:
+    """The config for one CPU process, changed only in :data:`ALLOWED` keys.
+
+    Args:
+        config: the parsed YAML.
+        roots: release name (:func:`release_of`) -> its folder.
+        batch_size: clips per batch.
+
+    Returns:
+        ``(new config, dotted keys that changed)``; precision stays as configured
+        (``bf16-mixed`` runs on CPU under autocast).
+    """
+    out = copy.deepcopy(config)
+    changed: list[str] = []
+
+    def put(node: dict[str, Any], key: str, value: Any, dotted: str) -> None:
+        if node.get(key) != value:
+            node[key] = value
+            changed.append(dotted)
+
+    trainer = out.setdefault("trainer", {})
+    for key, value in (("accelerator", "cpu"), ("devices", 1), ("strategy", "auto")):
+        put(trainer, key, value, f"trainer.{key}")
+    init = out["data"].setdefault("init_args", {})
+    put(init, "batch_size", batch_size, "data.init_args.batch_size")
+    put(init, "num_workers", 0, "data.init_args.num_workers")
+    for dotted, entry in datamodules(out):
+        root = roots[release_of(entry)]
+        args = entry.setdefault("init_args", {})
+        put(args, "root", str(root), f"{dotted}.init_args.root")
+        video = args.get("video") or {}
+        if video.get("root") is not None:  # depth/flow folders; SMG's RGB folder
+            modality = video.get("modality", "rgb")
+            folder = root / modality if modality in ("depth", "flow") else root
+            put(video, "root", str(folder), f"{dotted}.init_args.video.root")
+    return out, changed
+
+
+def config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two parsed configs (lists by index)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = sorted(set(a) | set(b), key=str)
+        return [
+            d
+            for k in keys
+            for d in config_diff(a.get(k, _MISSING), b.get(k, _MISSING), f"{prefix}{k}.")
+        ]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        pairs = enumerate(zip(a, b, strict=True))
+        return [d for i, (x, y) in pairs for d in config_diff(x, y, f"{prefix}{i}.")]
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+_MISSING = object()
 
 
 def write_release(name: str, out: Path, small: bool = False) -> Path:
@@ -339,12 +430,17 @@ _USAGE = re.compile(r"--model\.init_args\.(pretrained|init_from|visual_path|text
 
 
 def user_files(
-    path: Path, config: dict[str, Any], files: Files, ma52_ckpt: str | None
-) -> list[str]:
+    path: Path, config: dict[str, Any], files: Files, checkpoints: dict[str, str]
+) -> tuple[list[str], list[str]]:
     """``--model.init_args.*`` arguments with stand-ins for the files a config asks for.
 
     Read from the config's usage comment (``--model.init_args.pretrained FILE`` ...) and its
-    ``init_from``; optional files (``[...]`` in the comment) are supplied too.
+    ``init_from``; optional files (``[...]`` in the comment) are supplied too. An
+    ``init_from`` that names another config's run folder (``runs/imigue_videomae/...``)
+    gets that run's checkpoint when it ran first (``checkpoints``: run folder -> file).
+
+    Returns:
+        ``(arguments, notes)``.
     """
     model = config["model"]
     cls = model["class_path"].rsplit(".", 1)[-1]
@@ -352,10 +448,18 @@ def user_files(
     wanted = dict(_USAGE.findall(path.read_text()))
     if init.get("init_from"):
         wanted["init_from"] = init["init_from"]
-    args = []
+    args: list[str] = []
+    notes: list[str] = []
     for key in sorted(wanted):
         if key == "init_from":
-            value = ma52_ckpt or files.path("ma52_checkpoint")
+            run = next((d for d in checkpoints if wanted[key].startswith(d + "/")), None)
+            if run is not None:
+                value = checkpoints[run]
+                notes.append(f"init_from the {run} run of this benchmark")
+            elif cls == "VideoSwin":
+                value = files.path("ma52_checkpoint")
+            else:
+                raise ValueError(f"{path}: init_from {wanted[key]}: run its config first")
         elif key == "visual_path":
             value = files.path("internvit")
         elif key == "text_path":
@@ -366,10 +470,14 @@ def user_files(
             value = files.path("r2plus1d_18")
         elif cls == "VideoSwin":
             value = files.path("swin3d_t")
+        elif cls == "VideoMAE":
+            # Optional continued pretraining from Kinetics; the config trains from scratch.
+            notes.append("optional pretrained (Kinetics VideoMAE) not supplied")
+            continue
         else:
             raise ValueError(f"{path}: no stand-in for {key} of {cls}")
         args += [f"--model.init_args.{key}", value]
-    return args
+    return args, notes
 
 
 # ----------------------------------------------------------------------------- runs
@@ -384,34 +492,19 @@ REFERENCE_GMACS = {
 
 
 def plan(path: Path, batch_size: int) -> dict[str, Any]:
-    """What to override for a CPU run of one config, and why."""
+    """What to change for a CPU run of one config, and why."""
     config = yaml.safe_load(path.read_text())
     trainer = config.get("trainer", {})
-    precision = trainer.get("precision", "32-true")
     model_cls = config["model"]["class_path"].rsplit(".", 1)[-1]
     batch = 1 if model_cls == "FGSGL" else batch_size  # ViT-L at 8x448^2: one clip per step
-    common = [
-        "--data.init_args.batch_size",
-        str(batch),
-        "--data.init_args.num_workers",
-        "0",
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.devices",
-        "1",
-        "--trainer.strategy",
-        "auto",
-        "--trainer.precision",
-        precision,  # bf16-mixed runs on CPU (autocast), so it stays
-        "--trainer.enable_progress_bar",
-        "false",
-    ]
     notes = []
     if trainer.get("strategy", "auto") != "auto" or trainer.get("devices") not in (None, "auto", 1):
-        notes.append(
-            f"strategy {trainer.get('strategy')} x {trainer.get('devices')} -> 1 CPU process"
-        )
-    fit = []
+        strategy = trainer.get("strategy")
+        if isinstance(strategy, dict):
+            strategy = strategy["class_path"].rsplit(".", 1)[-1]
+        notes.append(f"strategy {strategy} x {trainer.get('devices')} devices -> 1 CPU process")
+    # Run length (not the recipe): 2 optimizer steps, 1 validation batch.
+    fit = ["--trainer.num_sanity_val_steps", "0"]
     if trainer.get("accumulate_grad_batches", 1) != 1:
         # A step is one optimizer step; on CPU one micro-batch is the step.
         fit += ["--trainer.accumulate_grad_batches", "1"]
@@ -423,37 +516,43 @@ def plan(path: Path, batch_size: int) -> dict[str, Any]:
         "config": config,
         "model": model_cls,
         "batch": batch,
-        "precision": precision,
-        "common": common,
+        "precision": trainer.get("precision", "32-true"),
         "fit": fit,
         "notes": notes,
     }
 
 
 def run_config(
-    path: Path, work: Path, files: Files, args: argparse.Namespace, ma52_ckpt: str | None
+    path: Path,
+    work: Path,
+    files: Files,
+    args: argparse.Namespace,
+    checkpoints: dict[str, str],
 ) -> dict[str, Any]:
     """Fit, test and predict one config in child processes; returns its measurements."""
     name = f"{path.parent.name}/{path.stem}"
     p = plan(path, args.batch_size)
-    release = release_of(p["config"])
-    data = write_release(release, work / "data", small=args.small)
-    extra = ["--data.init_args.root", str(data)]
-    video = p["config"]["data"].get("init_args", {}).get("video") or {}
-    if video.get("modality") in ("depth", "flow"):
-        extra += ["--data.init_args.video.root", str(data / video["modality"])]
-    extra += user_files(path, p["config"], files, ma52_ckpt)
+    roots = {
+        release_of(entry): write_release(release_of(entry), work / "data", small=args.small)
+        for _, entry in datamodules(p["config"])
+    }
+    config, changed = rewrite_config(p["config"], roots, p["batch"])
+    extra, file_notes = user_files(path, p["config"], files, checkpoints)
     run_dir = work / "runs" / name.replace("/", "__")
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
-    base = ["--config", str(path), *extra, *p["common"]]
+    rewritten = run_dir / path.name
+    rewritten.write_text(yaml.safe_dump(config, sort_keys=False))
+    base = ["--config", str(rewritten), *extra, "--trainer.enable_progress_bar", "false"]
     result: dict[str, Any] = {
         "config": name,
-        "release": data.name,
+        "release": ", ".join(sorted(r.name for r in roots.values())),
         "batch": p["batch"],
         "precision": p["precision"],
-        "notes": p["notes"],
+        "changed": changed,
+        "notes": p["notes"] + file_notes,
         "user_files": [a for a in extra if a.startswith(str(work / "files"))],
+        "default_root_dir": (p["config"].get("trainer") or {}).get("default_root_dir"),
     }
     steps = args.steps
     fit = [
@@ -465,15 +564,16 @@ def run_config(
         str(steps),
         "--trainer.limit_val_batches",
         "1",
-        "--trainer.num_sanity_val_steps",
-        "0",
     ]
     result["fit"] = _child(["fit", *fit], run_dir / "fit", args)
     ckpt = result["fit"].get("checkpoint")
     if not result["fit"]["ok"] or not ckpt:
         result["error"] = result["fit"].get("error", "fit saved no checkpoint")
         return result
-    limit = str(args.eval_batches)
+    if p["model"] == "VideoMAE":  # self-supervised: no labels to test or predict
+        result["notes"].append("no test/predict: pretraining has no labels")
+        return result
+    limit = str(args.eval_batches or 1.0)  # 0: the whole split
     test = [*base, "--ckpt_path", ckpt, "--trainer.limit_test_batches", limit]
     result["test"] = _child(["test", *test], run_dir / "test", args)
     preds = run_dir / "predictions"
@@ -493,7 +593,9 @@ def run_config(
         import numpy as np
 
         with np.load(sets[0]) as npz:
-            result["predict"]["samples"] = len(npz["sample_id"])
+            ids = [str(i) for i in npz["sample_id"]]
+        result["predict"]["samples"] = len(ids)
+        result["predict"]["unique_samples"] = len(set(ids))
     for stage in ("test", "predict"):
         if not result[stage]["ok"]:
             result["error"] = f"{stage}: {result[stage].get('error')}"
@@ -638,25 +740,39 @@ def _loader_ms(dm: Any, batches: int = 3) -> float | None:
 
 
 def _forward_flops(model: Any, sample: dict[str, Any] | None) -> tuple[float | None, str]:
-    """Forward GFLOPs of one sample: on the meta device, else (data-dependent ops) on CPU."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
+    """Forward GFLOPs of one sample: on the meta device, else (data-dependent ops) on CPU.
+
+    The meta pass runs on a copy: ``Module.to("meta")`` drops the weights, and the CPU
+    fallback needs them.
+    """
 
     if sample is None:
         return None, "-"
     model.eval()
-    for device in ("meta", "cpu"):
-        try:
-            m = model.to(device)
-            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in sample.items()}
-            counter = FlopCounterMode(display=False)
-            with torch.no_grad(), counter:
-                m(batch)
-            return counter.get_total_flops() / 1e9, device
-        except Exception:  # meta lacks data-dependent ops: count on CPU
-            if device == "cpu":
-                raise
-    return None, "-"
+    try:
+        return count_flops(copy.deepcopy(model).to("meta"), sample, "meta") / 1e9, "meta"
+    except (NotImplementedError, RuntimeError):  # meta lacks data-dependent ops
+        return count_flops(model.to("cpu"), sample, "cpu") / 1e9, "cpu"
+
+
+def count_flops(model: Any, batch: dict[str, Any], device: str = "cpu") -> int:
+    """FLOPs of ``model(batch)`` by ``torch.utils.flop_counter.FlopCounterMode``.
+
+    A multiply-add is 2 FLOPs; only matmuls, convolutions and attention are counted.
+
+    Args:
+        model: a module called with the batch dict (mgr's LightningModules are).
+        batch: tensors (and lists) of the sample(s); moved to ``device``.
+        device: where to run (``"meta"``: shapes only, no arithmetic).
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(batch)
+    return counter.get_total_flops()
 
 
 # ----------------------------------------------------------------------------- report
@@ -752,6 +868,17 @@ def configs(patterns: list[str] | None) -> list[Path]:
     return keep
 
 
+def _checkpoints(results: Path) -> dict[str, str]:
+    """Run folder (the config's ``default_root_dir``) -> checkpoint of the runs so far."""
+    out = {}
+    for stored in sorted(results.glob("*.json")):
+        r = json.loads(stored.read_text())
+        ckpt = r.get("fit", {}).get("checkpoint")
+        if r.get("default_root_dir") and ckpt and Path(ckpt).is_file():
+            out[r["default_root_dir"]] = ckpt
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_child":
@@ -760,7 +887,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configs", nargs="*", help="e.g. smg/stcnn imigue/posec3d_*")
     p.add_argument("--work", type=Path, default=Path("/tmp/mgr_real_size"))
     p.add_argument("--steps", type=int, default=2, help="training steps per config")
-    p.add_argument("--eval-batches", type=int, default=1, help="test/predict batches")
+    p.add_argument(
+        "--eval-batches", type=int, default=0, help="test/predict batches (0: the whole split)"
+    )
     p.add_argument("--batch-size", type=int, default=2, help="clips per batch (FG-SGL: 1)")
     p.add_argument("--small", action="store_true", help="fewer, shorter clips (same resolution)")
     p.add_argument("--nice", type=int, default=10)
@@ -773,6 +902,7 @@ def main(argv: list[str] | None = None) -> int:
     files = Files(work / "files")
     files.root.mkdir(parents=True, exist_ok=True)
     results = []
+    t0 = time.perf_counter()
     for path in configs(args.configs):
         name = f"{path.parent.name}/{path.stem}"
         stored = work / "results" / (name.replace("/", "__") + ".json")
@@ -781,14 +911,11 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(json.loads(stored.read_text()))
             continue
         _log(f"{name}")
-        ma52 = work / "results" / "ma52__videoswin_rgb.json"
-        ma52_ckpt = (
-            json.loads(ma52.read_text())["fit"].get("checkpoint") if ma52.is_file() else None
-        )
-        result = run_config(path, work, files, args, ma52_ckpt)
+        result = run_config(path, work, files, args, _checkpoints(work / "results"))
         result["model"] = plan(path, args.batch_size)["model"]
         stored.write_text(json.dumps(result, indent=1))
         results.append(result)
+    _log(f"done in {time.perf_counter() - t0:.0f} s")
     print(table(results))
     print()
     print(details(results))
