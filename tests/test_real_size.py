@@ -190,6 +190,6 @@ def test_subset_inputs_are_real_size(subset_run):
     _, results, _ = subset_run
     # Video Swin at 224^2 from 1920x1080 MA-52 clips; PoseConv3D heatmaps of 17 joints.
     swin = results["ma52/videoswin_rgb"]["fit"]["input"]
-    assert list(swin.values())[0][-2:] == [224, 224]
+    assert next(iter(swin.values()))[-2:] == [224, 224]
     pose = results["imigue/posec3d_joint"]["fit"]["input"]
-    assert list(pose.values())[0][0] == 17
+    assert next(iter(pose.values()))[0] == 17
