@@ -188,8 +188,9 @@ def test_subset_predictions_cover_every_sample_once(subset_run):
 @pytest.mark.slow
 def test_subset_inputs_are_real_size(subset_run):
     _, results, _ = subset_run
-    # Video Swin at 224^2 from 1920x1080 MA-52 clips; PoseConv3D heatmaps of 17 joints.
+    # Video Swin at 224^2 from 1920x1080 MA-52 clips; PoseConv3D heatmaps, one per joint.
     swin = results["ma52/videoswin_rgb"]["fit"]["input"]
     assert next(iter(swin.values()))[-2:] == [224, 224]
     pose = results["imigue/posec3d_joint"]["fit"]["input"]
-    assert next(iter(pose.values()))[0] == 17
+    config = yaml.safe_load((REPO / "experiments/imigue/posec3d_joint.yaml").read_text())
+    assert next(iter(pose.values()))[0] == config["model"]["init_args"]["in_channels"]
