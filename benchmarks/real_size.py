@@ -15,13 +15,15 @@ configs' relative ``runs/...`` land there), and the table gives per config:
 * parameters (trainable) of the LightningModule;
 * the input of one training sample as the model sees it (after the on-device
   heatmap rendering of the PoseConv3D configs);
-* CPU seconds per training step: the median over the timed steps of
-  ``on_train_batch_start`` -> ``on_train_batch_end`` (forward, backward, optimizer);
-  the machine is shared, so these are indicative;
+* CPU seconds per training step: the median over the timed steps of the process
+  time (all threads) from ``on_train_batch_start`` to ``on_train_batch_end`` (forward,
+  backward, optimizer); wall times, inflated by ``nice`` on a shared machine, are in
+  the details;
 * peak RSS (``ru_maxrss``) of the fit, test and predict processes (no loader workers);
-* loader ms per sample: the median over up to 3 training batches of fetching one
+* loader CPU ms per sample: the median over up to 3 training batches of fetching one
   batch from the training DataLoader (decode, transforms, collate) plus
-  ``on_after_batch_transfer`` (on-device heatmaps), divided by the batch size;
+  ``on_after_batch_transfer`` (on-device heatmaps, video finishing), divided by the
+  batch size;
 * forward FLOPs of one training sample, counted by ``torch.utils.flop_counter``
   (``FlopCounterMode``; a multiply-add is 2 FLOPs) on the meta device, and, where a
   published count exists for the same input, the ratio of our multiply-adds to it.
@@ -682,16 +684,18 @@ def _fit_and_measure(argv: list[str]) -> dict[str, Any]:
 
         def __init__(self) -> None:
             self.times: list[float] = []
+            self.cpu: list[float] = []
             self.sample: dict[str, Any] | None = None
-            self._t0 = 0.0
+            self._t0 = self._c0 = 0.0
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
             if self.sample is None:
                 self.sample = _first_sample(batch)
-            self._t0 = time.perf_counter()
+            self._t0, self._c0 = time.perf_counter(), time.process_time()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             self.times.append(time.perf_counter() - self._t0)
+            self.cpu.append(time.process_time() - self._c0)
 
     probe = Probe()
     cli = MgrCLI(argv, trainer_defaults={"callbacks": [probe]})
@@ -704,6 +708,9 @@ def _fit_and_measure(argv: list[str]) -> dict[str, Any]:
         "checkpoint": str(Path(best).resolve()) if best else "",
         "step_s": probe.times,
         "step_s_median": statistics.median(probe.times) if probe.times else None,
+        "step_cpu_s": probe.cpu,
+        "step_cpu_s_median": statistics.median(probe.cpu) if probe.cpu else None,
+        "threads": torch.get_num_threads(),
         "params": sum(p.numel() for p in model.parameters()),
         "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "input": {k: list(probe.sample[k].shape[1:]) for k in keys if k in (probe.sample or {})},
@@ -711,7 +718,7 @@ def _fit_and_measure(argv: list[str]) -> dict[str, Any]:
     text = getattr(model, "_text_encoder", None)
     if text is not None:
         out["text_params"] = sum(p.numel() for p in text.encoder.model.parameters())
-    out["loader_ms_per_sample"] = _loader_ms(dm)
+    out["loader_ms_per_sample"], out["loader_cpu_ms_per_sample"] = _loader_ms(dm)
     out["gflops"], out["flops_on"] = _forward_flops(model, probe.sample)
     return out
 
@@ -725,18 +732,25 @@ def _first_sample(batch: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _loader_ms(dm: Any, batches: int = 3) -> float | None:
-    """Median ms per sample of fetching a training batch (+ on-device heatmaps)."""
+def _loader_ms(dm: Any, batches: int = 3) -> tuple[float | None, float | None]:
+    """Median (wall, CPU) ms per sample of fetching a training batch (+ on-device finishing).
+
+    Fetching runs in this process (``num_workers: 0``): decode, transforms, collate, then
+    ``on_after_batch_transfer`` (heatmap rendering, video normalisation).
+    """
     loader = dm.train_dataloader()
     it = iter(loader)
-    times = []
+    wall, cpu = [], []
     for _ in range(min(batches, len(loader))):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         batch = next(it)
         batch = dm.on_after_batch_transfer(batch, 0)
-        size = len(batch.get("label", batch.get("labels", [None])))
-        times.append((time.perf_counter() - t0) * 1000 / max(size, 1))
-    return statistics.median(times) if times else None
+        size = max(len(batch["sample_id"]), 1)
+        wall.append((time.perf_counter() - t0) * 1000 / size)
+        cpu.append((time.process_time() - c0) * 1000 / size)
+    if not wall:
+        return None, None
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def _forward_flops(model: Any, sample: dict[str, Any] | None) -> tuple[float | None, str]:
@@ -790,8 +804,8 @@ def _fmt_input(r: dict[str, Any]) -> str:
 def table(results: list[dict[str, Any]]) -> str:
     """The real-size table, one row per config."""
     head = (
-        "| config | params (trainable) | input per sample | batch | precision | s/step "
-        "| peak RSS fit/test/predict GiB | loader ms/sample | fwd GFLOPs/sample | MACs/ref "
+        "| config | params (trainable) | input per sample | batch | precision | CPU s/step "
+        "| peak RSS fit/test/predict GiB | loader CPU ms/sample | fwd GFLOPs/sample | MACs/ref "
         "| test | predict |"
     )
     lines = [head, "|" + "---|" * 12]
@@ -808,14 +822,15 @@ def table(results: list[dict[str, Any]]) -> str:
         shape = next(iter(fit["input"].values()), None)
         ref = REFERENCE_GMACS.get((r.get("model", ""), tuple(shape or ())))
         ratio = f"{gflops / 2 / ref:.3f}" if gflops and ref else "-"
-        loader = fit.get("loader_ms_per_sample")
+        loader = fit.get("loader_cpu_ms_per_sample", fit.get("loader_ms_per_sample"))
+        step = fit.get("step_cpu_s_median", fit.get("step_s_median"))
         cells = [
             r["config"],
             _fmt_params(r),
             _fmt_input(r),
             str(r["batch"]),
             r["precision"],
-            f"{fit['step_s_median']:.2f}" if fit.get("step_s_median") is not None else "-",
+            f"{step:.2f}" if step is not None else "-",
             rss,
             f"{loader:.1f}" if loader is not None else "-",
             f"{gflops:.2f}" if gflops is not None else "-",
@@ -839,8 +854,14 @@ def details(results: list[dict[str, Any]]) -> str:
     lines = []
     for r in results:
         bits = [f"data {r['release']}", *r.get("notes", [])]
-        if r.get("fit", {}).get("step_s"):
-            bits.append("steps " + ", ".join(f"{t:.2f}" for t in r["fit"]["step_s"]) + " s")
+        fit = r.get("fit", {})
+        if fit.get("step_s"):
+            bits.append("step wall " + ", ".join(f"{t:.2f}" for t in fit["step_s"]) + " s")
+        if fit.get("loader_ms_per_sample") is not None:
+            bits.append(f"loader wall {fit['loader_ms_per_sample']:.0f} ms/sample")
+        for stage in ("fit", "test", "predict"):
+            if stage in r:
+                bits.append(f"{stage} {r[stage]['wall_s']:.0f} s")
         if "samples" in r.get("predict", {}):
             bits.append(f"predicted {r['predict']['samples']} samples")
         if r.get("user_files"):
