@@ -576,6 +576,8 @@ def run_config(
         result["notes"].append("no test/predict: pretraining has no labels")
         return result
     limit = str(args.eval_batches or 1.0)  # 0: the whole split
+    if args.eval_batches:
+        result["notes"].append(f"test/predict: first {args.eval_batches} batch(es)")
     test = [*base, "--ckpt_path", ckpt, "--trainer.limit_test_batches", limit]
     result["test"] = _child(["test", *test], run_dir / "test", args)
     preds = run_dir / "predictions"
