@@ -597,7 +597,8 @@ def run_config(
         import numpy as np
 
         with np.load(sets[0]) as npz:
-            ids = [str(i) for i in npz["sample_id"]]
+            key = "sample_id" if "sample_id" in npz.files else "video_id"
+            ids = [str(i) for i in npz[key]] if key in npz.files else []
         result["predict"]["samples"] = len(ids)
         result["predict"]["unique_samples"] = len(set(ids))
     for stage in ("test", "predict"):
@@ -747,12 +748,21 @@ def _loader_ms(dm: Any, batches: int = 3) -> tuple[float | None, float | None]:
         t0, c0 = time.perf_counter(), time.process_time()
         batch = next(it)
         batch = dm.on_after_batch_transfer(batch, 0)
-        size = max(len(batch["sample_id"]), 1)
+        size = _batch_size(batch)
         wall.append((time.perf_counter() - t0) * 1000 / size)
         cpu.append((time.process_time() - c0) * 1000 / size)
     if not wall:
         return None, None
     return statistics.median(wall), statistics.median(cpu)
+
+
+def _batch_size(batch: dict[str, Any]) -> int:
+    """Samples in a batch: its ``sample_id`` list, else the first tensor's leading size."""
+    import torch
+
+    if "sample_id" in batch:
+        return max(len(batch["sample_id"]), 1)
+    return next(v.shape[0] for v in batch.values() if torch.is_tensor(v) and v.ndim)
 
 
 def _forward_flops(model: Any, sample: dict[str, Any] | None) -> tuple[float | None, str]:
