@@ -581,15 +581,9 @@ def run_config(
     test = [*base, "--ckpt_path", ckpt, "--trainer.limit_test_batches", limit]
     result["test"] = _child(["test", *test], run_dir / "test", args)
     preds = run_dir / "predictions"
-    predict = [
-        *base,
-        "--ckpt_path",
-        ckpt,
-        "--trainer.limit_predict_batches",
-        limit,
-        "--prediction_writer.out_dir",
-        str(preds),
-    ]
+    predict = [*base, "--ckpt_path", ckpt, "--trainer.limit_predict_batches", limit]
+    if p["model"] != "OnlineDetector":  # detections, not class scores per sample
+        predict += ["--prediction_writer.out_dir", str(preds)]
     result["predict"] = _child(["predict", *predict], run_dir / "predict", args)
     result["predict"]["written"] = sorted(p.name for p in preds.glob("*")) if preds.is_dir() else []
     sets = list(preds.glob("*.npz")) if preds.is_dir() else []
