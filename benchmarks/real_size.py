@@ -211,7 +211,7 @@ def rewrite_config(
         video = args.get("video") or {}
         if video.get("root") is not None:  # depth/flow folders; SMG's RGB folder
             modality = video.get("modality", "rgb")
-            folder = root / modality if modality in ("depth", "flow") else root
+            folder = modality_root(root, modality) if modality in ("depth", "flow") else root
             put(video, "root", str(folder), f"{dotted}.init_args.video.root")
     return out, changed
 
@@ -271,6 +271,15 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj))
 
 
+def modality_root(release: Path, modality: str) -> Path:
+    """Folder of a release's depth or flow clips: beside the release, not inside it.
+
+    Inside, the readers' recursive media index would see ``depth/<split>/<clip>.mp4``
+    and ``flow/<split>/<clip>.npy`` as second media files of the RGB clips (an error).
+    """
+    return release.parent / f"{release.name}_{modality}"
+
+
 def _write_depth_and_flow(root: Path) -> None:
     """Per-clip depth videos and flow arrays at the RGB clips' resolution, named like them.
 
@@ -286,10 +295,10 @@ def _write_depth_and_flow(root: Path) -> None:
         split = clip.parent.name.removeprefix("imigue_rgb_")
         frames = read_video(clip)  # (T, H, W, 3) uint8
         grey = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        depth_dir = root / "depth" / split
+        depth_dir = modality_root(root, "depth") / split
         depth_dir.mkdir(parents=True, exist_ok=True)
         write_video(depth_dir / clip.name, np.repeat(grey.astype(np.uint8)[..., None], 3, -1))
-        flow_dir = root / "flow" / split
+        flow_dir = modality_root(root, "flow") / split
         flow_dir.mkdir(parents=True, exist_ok=True)
         dt = np.diff(grey, axis=0) / 255.0
         gy, gx = np.gradient(grey[:-1], axis=(1, 2))

@@ -71,7 +71,8 @@ def test_rewrite_changes_only_allowed_keys(path, tmp_path):
 def test_rewrite_points_depth_and_flow_at_their_folders(tmp_path):
     config = yaml.safe_load((REPO / "experiments/imigue/videoswin_depth.yaml").read_text())
     new, _ = rs.rewrite_config(config, {"imigue_miga25": tmp_path}, 2)
-    assert new["data"]["init_args"]["video"]["root"] == str(tmp_path / "depth")
+    depth = tmp_path.parent / f"{tmp_path.name}_depth"
+    assert new["data"]["init_args"]["video"]["root"] == str(depth)
 
 
 def test_config_diff_sees_nested_and_list_changes():
