@@ -5,8 +5,9 @@ file format and resolution, then runs the config *unchanged* except the data roo
 batch size, workers and accelerator/precision/devices/strategy:
 
 * ``mgr fit``: 2 training steps and 1 validation step (``--steps``);
-* ``mgr test`` on the checkpoint that fit saved (first ``--eval-batches`` batches);
-* ``mgr predict`` with the prediction writer (first ``--eval-batches`` batches).
+* ``mgr test`` on the checkpoint that fit saved (the whole test split, or the first
+  ``--eval-batches`` batches);
+* ``mgr predict`` with the prediction writer (the same).
 
 Each runs in its own process (``nice -n 10``), from its own working folder (the
 configs' relative ``runs/...`` land there), and the table gives per config:
@@ -14,13 +15,15 @@ configs' relative ``runs/...`` land there), and the table gives per config:
 * parameters (trainable) of the LightningModule;
 * the input of one training sample as the model sees it (after the on-device
   heatmap rendering of the PoseConv3D configs);
-* CPU seconds per training step: the median over the timed steps of
-  ``on_train_batch_start`` -> ``on_train_batch_end`` (forward, backward, optimizer);
-  the machine is shared, so these are indicative;
+* CPU seconds per training step: the median over the timed steps of the process
+  time (all threads) from ``on_train_batch_start`` to ``on_train_batch_end`` (forward,
+  backward, optimizer); wall times, inflated by ``nice`` on a shared machine, are in
+  the details;
 * peak RSS (``ru_maxrss``) of the fit, test and predict processes (no loader workers);
-* loader ms per sample: the median over up to 3 training batches of fetching one
+* loader CPU ms per sample: the median over up to 3 training batches of fetching one
   batch from the training DataLoader (decode, transforms, collate) plus
-  ``on_after_batch_transfer`` (on-device heatmaps), divided by the batch size;
+  ``on_after_batch_transfer`` (on-device heatmaps, video finishing), divided by the
+  batch size;
 * forward FLOPs of one training sample, counted by ``torch.utils.flop_counter``
   (``FlopCounterMode``; a multiply-add is 2 FLOPs) on the meta device, and, where a
   published count exists for the same input, the ratio of our multiply-adds to it.
@@ -47,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import os
 import re
@@ -125,9 +129,13 @@ SMALL = {
 }
 
 
-def release_of(config: dict[str, Any]) -> str:
-    """The SynthMG release a config reads (by its datamodule and ``source``)."""
-    data = config["data"]
+def release_of(data: dict[str, Any]) -> str:
+    """The SynthMG release a datamodule entry of a config reads (its class and ``source``).
+
+    Args:
+        data: a ``class_path``/``init_args`` entry (the config's ``data`` or one of
+            an ``UnlabeledDataModule``'s ``sources``).
+    """
     cls = data["class_path"].rsplit(".", 1)[-1]
     if cls == "MA52DataModule":
         return "ma52"
@@ -136,9 +144,94 @@ def release_of(config: dict[str, Any]) -> str:
     if cls == "SMGDataModule":
         return "smg"
     if cls == "IMiGUEDataModule":
-        source = data.get("init_args", {}).get("source", "miga23")
+        source = (data.get("init_args") or {}).get("source", "miga23")
         return "imigue_miga25" if source == "miga25" else "imigue_miga23"
     raise ValueError(f"no SynthMG release for {cls}")
+
+
+def datamodules(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``(dotted key, entry)`` of every datamodule that reads a release.
+
+    The config's ``data``, or the ``sources`` of an ``UnlabeledDataModule`` (VideoMAE
+    pretraining reads iMiGUE, SMG and MA-52 together).
+    """
+    data = config["data"]
+    if data["class_path"].endswith(".UnlabeledDataModule"):
+        sources = (data.get("init_args") or {}).get("sources") or []
+        return [(f"data.init_args.sources.{i}", s) for i, s in enumerate(sources)]
+    return [("data", data)]
+
+
+#: What a real-size run may change in a config (issue 15): data roots, batch size,
+#: workers, and where it runs. Everything else reaches mgr as written.
+ALLOWED = (
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.strategy",
+    "trainer.precision",
+    "data.init_args.batch_size",
+    "data.init_args.num_workers",
+    r"data(\.init_args\.sources\.\d+)?\.init_args\.root",
+    r"data(\.init_args\.sources\.\d+)?\.init_args\.video\.root",
+)
+
+
+def rewrite_config(
+    config: dict[str, Any], roots: dict[str, Path], batch_size: int
+) -> tuple[dict[str, Any], list[str]]:
+    """The config for one CPU process, changed only in :data:`ALLOWED` keys.
+
+    Args:
+        config: the parsed YAML.
+        roots: release name (:func:`release_of`) -> its folder.
+        batch_size: clips per batch.
+
+    Returns:
+        ``(new config, dotted keys that changed)``; precision stays as configured
+        (``bf16-mixed`` runs on CPU under autocast).
+    """
+    out = copy.deepcopy(config)
+    changed: list[str] = []
+
+    def put(node: dict[str, Any], key: str, value: Any, dotted: str) -> None:
+        if node.get(key) != value:
+            node[key] = value
+            changed.append(dotted)
+
+    trainer = out.setdefault("trainer", {})
+    for key, value in (("accelerator", "cpu"), ("devices", 1), ("strategy", "auto")):
+        put(trainer, key, value, f"trainer.{key}")
+    init = out["data"].setdefault("init_args", {})
+    put(init, "batch_size", batch_size, "data.init_args.batch_size")
+    put(init, "num_workers", 0, "data.init_args.num_workers")
+    for dotted, entry in datamodules(out):
+        root = roots[release_of(entry)]
+        args = entry.setdefault("init_args", {})
+        put(args, "root", str(root), f"{dotted}.init_args.root")
+        video = args.get("video") or {}
+        if video.get("root") is not None:  # depth/flow folders; SMG's RGB folder
+            modality = video.get("modality", "rgb")
+            folder = modality_root(root, modality) if modality in ("depth", "flow") else root
+            put(video, "root", str(folder), f"{dotted}.init_args.video.root")
+    return out, changed
+
+
+def config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two parsed configs (lists by index)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = sorted(set(a) | set(b), key=str)
+        return [
+            d
+            for k in keys
+            for d in config_diff(a.get(k, _MISSING), b.get(k, _MISSING), f"{prefix}{k}.")
+        ]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        pairs = enumerate(zip(a, b, strict=True))
+        return [d for i, (x, y) in pairs for d in config_diff(x, y, f"{prefix}{i}.")]
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+_MISSING = object()
 
 
 def write_release(name: str, out: Path, small: bool = False) -> Path:
@@ -178,6 +271,15 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj))
 
 
+def modality_root(release: Path, modality: str) -> Path:
+    """Folder of a release's depth or flow clips: beside the release, not inside it.
+
+    Inside, the readers' recursive media index would see ``depth/<split>/<clip>.mp4``
+    and ``flow/<split>/<clip>.npy`` as second media files of the RGB clips (an error).
+    """
+    return release.parent / f"{release.name}_{modality}"
+
+
 def _write_depth_and_flow(root: Path) -> None:
     """Per-clip depth videos and flow arrays at the RGB clips' resolution, named like them.
 
@@ -193,10 +295,10 @@ def _write_depth_and_flow(root: Path) -> None:
         split = clip.parent.name.removeprefix("imigue_rgb_")
         frames = read_video(clip)  # (T, H, W, 3) uint8
         grey = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        depth_dir = root / "depth" / split
+        depth_dir = modality_root(root, "depth") / split
         depth_dir.mkdir(parents=True, exist_ok=True)
         write_video(depth_dir / clip.name, np.repeat(grey.astype(np.uint8)[..., None], 3, -1))
-        flow_dir = root / "flow" / split
+        flow_dir = modality_root(root, "flow") / split
         flow_dir.mkdir(parents=True, exist_ok=True)
         dt = np.diff(grey, axis=0) / 255.0
         gy, gx = np.gradient(grey[:-1], axis=(1, 2))
@@ -339,12 +441,17 @@ _USAGE = re.compile(r"--model\.init_args\.(pretrained|init_from|visual_path|text
 
 
 def user_files(
-    path: Path, config: dict[str, Any], files: Files, ma52_ckpt: str | None
-) -> list[str]:
+    path: Path, config: dict[str, Any], files: Files, checkpoints: dict[str, str]
+) -> tuple[list[str], list[str]]:
     """``--model.init_args.*`` arguments with stand-ins for the files a config asks for.
 
     Read from the config's usage comment (``--model.init_args.pretrained FILE`` ...) and its
-    ``init_from``; optional files (``[...]`` in the comment) are supplied too.
+    ``init_from``; optional files (``[...]`` in the comment) are supplied too. An
+    ``init_from`` that names another config's run folder (``runs/imigue_videomae/...``)
+    gets that run's checkpoint when it ran first (``checkpoints``: run folder -> file).
+
+    Returns:
+        ``(arguments, notes)``.
     """
     model = config["model"]
     cls = model["class_path"].rsplit(".", 1)[-1]
@@ -352,10 +459,18 @@ def user_files(
     wanted = dict(_USAGE.findall(path.read_text()))
     if init.get("init_from"):
         wanted["init_from"] = init["init_from"]
-    args = []
+    args: list[str] = []
+    notes: list[str] = []
     for key in sorted(wanted):
         if key == "init_from":
-            value = ma52_ckpt or files.path("ma52_checkpoint")
+            run = next((d for d in checkpoints if wanted[key].startswith(d + "/")), None)
+            if run is not None:
+                value = checkpoints[run]
+                notes.append(f"init_from the {run} run of this benchmark")
+            elif cls == "VideoSwin":
+                value = files.path("ma52_checkpoint")
+            else:
+                raise ValueError(f"{path}: init_from {wanted[key]}: run its config first")
         elif key == "visual_path":
             value = files.path("internvit")
         elif key == "text_path":
@@ -366,10 +481,14 @@ def user_files(
             value = files.path("r2plus1d_18")
         elif cls == "VideoSwin":
             value = files.path("swin3d_t")
+        elif cls == "VideoMAE":
+            # Optional continued pretraining from Kinetics; the config trains from scratch.
+            notes.append("optional pretrained (Kinetics VideoMAE) not supplied")
+            continue
         else:
             raise ValueError(f"{path}: no stand-in for {key} of {cls}")
         args += [f"--model.init_args.{key}", value]
-    return args
+    return args, notes
 
 
 # ----------------------------------------------------------------------------- runs
@@ -384,34 +503,19 @@ REFERENCE_GMACS = {
 
 
 def plan(path: Path, batch_size: int) -> dict[str, Any]:
-    """What to override for a CPU run of one config, and why."""
+    """What to change for a CPU run of one config, and why."""
     config = yaml.safe_load(path.read_text())
     trainer = config.get("trainer", {})
-    precision = trainer.get("precision", "32-true")
     model_cls = config["model"]["class_path"].rsplit(".", 1)[-1]
     batch = 1 if model_cls == "FGSGL" else batch_size  # ViT-L at 8x448^2: one clip per step
-    common = [
-        "--data.init_args.batch_size",
-        str(batch),
-        "--data.init_args.num_workers",
-        "0",
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.devices",
-        "1",
-        "--trainer.strategy",
-        "auto",
-        "--trainer.precision",
-        precision,  # bf16-mixed runs on CPU (autocast), so it stays
-        "--trainer.enable_progress_bar",
-        "false",
-    ]
     notes = []
     if trainer.get("strategy", "auto") != "auto" or trainer.get("devices") not in (None, "auto", 1):
-        notes.append(
-            f"strategy {trainer.get('strategy')} x {trainer.get('devices')} -> 1 CPU process"
-        )
-    fit = []
+        strategy = trainer.get("strategy")
+        if isinstance(strategy, dict):
+            strategy = strategy["class_path"].rsplit(".", 1)[-1]
+        notes.append(f"strategy {strategy} x {trainer.get('devices')} devices -> 1 CPU process")
+    # Run length (not the recipe): 2 optimizer steps, 1 validation batch.
+    fit = ["--trainer.num_sanity_val_steps", "0"]
     if trainer.get("accumulate_grad_batches", 1) != 1:
         # A step is one optimizer step; on CPU one micro-batch is the step.
         fit += ["--trainer.accumulate_grad_batches", "1"]
@@ -423,37 +527,43 @@ def plan(path: Path, batch_size: int) -> dict[str, Any]:
         "config": config,
         "model": model_cls,
         "batch": batch,
-        "precision": precision,
-        "common": common,
+        "precision": trainer.get("precision", "32-true"),
         "fit": fit,
         "notes": notes,
     }
 
 
 def run_config(
-    path: Path, work: Path, files: Files, args: argparse.Namespace, ma52_ckpt: str | None
+    path: Path,
+    work: Path,
+    files: Files,
+    args: argparse.Namespace,
+    checkpoints: dict[str, str],
 ) -> dict[str, Any]:
     """Fit, test and predict one config in child processes; returns its measurements."""
     name = f"{path.parent.name}/{path.stem}"
     p = plan(path, args.batch_size)
-    release = release_of(p["config"])
-    data = write_release(release, work / "data", small=args.small)
-    extra = ["--data.init_args.root", str(data)]
-    video = p["config"]["data"].get("init_args", {}).get("video") or {}
-    if video.get("modality") in ("depth", "flow"):
-        extra += ["--data.init_args.video.root", str(data / video["modality"])]
-    extra += user_files(path, p["config"], files, ma52_ckpt)
+    roots = {
+        release_of(entry): write_release(release_of(entry), work / "data", small=args.small)
+        for _, entry in datamodules(p["config"])
+    }
+    config, changed = rewrite_config(p["config"], roots, p["batch"])
+    extra, file_notes = user_files(path, p["config"], files, checkpoints)
     run_dir = work / "runs" / name.replace("/", "__")
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
-    base = ["--config", str(path), *extra, *p["common"]]
+    rewritten = run_dir / path.name
+    rewritten.write_text(yaml.safe_dump(config, sort_keys=False))
+    base = ["--config", str(rewritten), *extra, "--trainer.enable_progress_bar", "false"]
     result: dict[str, Any] = {
         "config": name,
-        "release": data.name,
+        "release": ", ".join(sorted(r.name for r in roots.values())),
         "batch": p["batch"],
         "precision": p["precision"],
-        "notes": p["notes"],
+        "changed": changed,
+        "notes": p["notes"] + file_notes,
         "user_files": [a for a in extra if a.startswith(str(work / "files"))],
+        "default_root_dir": (p["config"].get("trainer") or {}).get("default_root_dir"),
     }
     steps = args.steps
     fit = [
@@ -465,27 +575,24 @@ def run_config(
         str(steps),
         "--trainer.limit_val_batches",
         "1",
-        "--trainer.num_sanity_val_steps",
-        "0",
     ]
     result["fit"] = _child(["fit", *fit], run_dir / "fit", args)
     ckpt = result["fit"].get("checkpoint")
     if not result["fit"]["ok"] or not ckpt:
         result["error"] = result["fit"].get("error", "fit saved no checkpoint")
         return result
-    limit = str(args.eval_batches)
+    if p["model"] == "VideoMAE":  # self-supervised: no labels to test or predict
+        result["notes"].append("no test/predict: pretraining has no labels")
+        return result
+    limit = str(args.eval_batches or 1.0)  # 0: the whole split
+    if args.eval_batches:
+        result["notes"].append(f"test/predict: first {args.eval_batches} batch(es)")
     test = [*base, "--ckpt_path", ckpt, "--trainer.limit_test_batches", limit]
     result["test"] = _child(["test", *test], run_dir / "test", args)
     preds = run_dir / "predictions"
-    predict = [
-        *base,
-        "--ckpt_path",
-        ckpt,
-        "--trainer.limit_predict_batches",
-        limit,
-        "--prediction_writer.out_dir",
-        str(preds),
-    ]
+    predict = [*base, "--ckpt_path", ckpt, "--trainer.limit_predict_batches", limit]
+    if p["model"] != "OnlineDetector":  # detections, not class scores per sample
+        predict += ["--prediction_writer.out_dir", str(preds)]
     result["predict"] = _child(["predict", *predict], run_dir / "predict", args)
     result["predict"]["written"] = sorted(p.name for p in preds.glob("*")) if preds.is_dir() else []
     sets = list(preds.glob("*.npz")) if preds.is_dir() else []
@@ -493,7 +600,10 @@ def run_config(
         import numpy as np
 
         with np.load(sets[0]) as npz:
-            result["predict"]["samples"] = len(npz["sample_id"])
+            key = "sample_id" if "sample_id" in npz.files else "video_id"
+            ids = [str(i) for i in npz[key]] if key in npz.files else []
+        result["predict"]["samples"] = len(ids)
+        result["predict"]["unique_samples"] = len(set(ids))
     for stage in ("test", "predict"):
         if not result[stage]["ok"]:
             result["error"] = f"{stage}: {result[stage].get('error')}"
@@ -580,16 +690,18 @@ def _fit_and_measure(argv: list[str]) -> dict[str, Any]:
 
         def __init__(self) -> None:
             self.times: list[float] = []
+            self.cpu: list[float] = []
             self.sample: dict[str, Any] | None = None
-            self._t0 = 0.0
+            self._t0 = self._c0 = 0.0
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
             if self.sample is None:
                 self.sample = _first_sample(batch)
-            self._t0 = time.perf_counter()
+            self._t0, self._c0 = time.perf_counter(), time.process_time()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             self.times.append(time.perf_counter() - self._t0)
+            self.cpu.append(time.process_time() - self._c0)
 
     probe = Probe()
     cli = MgrCLI(argv, trainer_defaults={"callbacks": [probe]})
@@ -602,6 +714,9 @@ def _fit_and_measure(argv: list[str]) -> dict[str, Any]:
         "checkpoint": str(Path(best).resolve()) if best else "",
         "step_s": probe.times,
         "step_s_median": statistics.median(probe.times) if probe.times else None,
+        "step_cpu_s": probe.cpu,
+        "step_cpu_s_median": statistics.median(probe.cpu) if probe.cpu else None,
+        "threads": torch.get_num_threads(),
         "params": sum(p.numel() for p in model.parameters()),
         "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "input": {k: list(probe.sample[k].shape[1:]) for k in keys if k in (probe.sample or {})},
@@ -609,7 +724,7 @@ def _fit_and_measure(argv: list[str]) -> dict[str, Any]:
     text = getattr(model, "_text_encoder", None)
     if text is not None:
         out["text_params"] = sum(p.numel() for p in text.encoder.model.parameters())
-    out["loader_ms_per_sample"] = _loader_ms(dm)
+    out["loader_ms_per_sample"], out["loader_cpu_ms_per_sample"] = _loader_ms(dm)
     out["gflops"], out["flops_on"] = _forward_flops(model, probe.sample)
     return out
 
@@ -623,40 +738,70 @@ def _first_sample(batch: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _loader_ms(dm: Any, batches: int = 3) -> float | None:
-    """Median ms per sample of fetching a training batch (+ on-device heatmaps)."""
+def _loader_ms(dm: Any, batches: int = 3) -> tuple[float | None, float | None]:
+    """Median (wall, CPU) ms per sample of fetching a training batch (+ on-device finishing).
+
+    Fetching runs in this process (``num_workers: 0``): decode, transforms, collate, then
+    ``on_after_batch_transfer`` (heatmap rendering, video normalisation).
+    """
     loader = dm.train_dataloader()
     it = iter(loader)
-    times = []
+    wall, cpu = [], []
     for _ in range(min(batches, len(loader))):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         batch = next(it)
         batch = dm.on_after_batch_transfer(batch, 0)
-        size = len(batch.get("label", batch.get("labels", [None])))
-        times.append((time.perf_counter() - t0) * 1000 / max(size, 1))
-    return statistics.median(times) if times else None
+        size = _batch_size(batch)
+        wall.append((time.perf_counter() - t0) * 1000 / size)
+        cpu.append((time.process_time() - c0) * 1000 / size)
+    if not wall:
+        return None, None
+    return statistics.median(wall), statistics.median(cpu)
+
+
+def _batch_size(batch: dict[str, Any]) -> int:
+    """Samples in a batch: its ``sample_id`` list, else the first tensor's leading size."""
+    import torch
+
+    if "sample_id" in batch:
+        return max(len(batch["sample_id"]), 1)
+    return next(v.shape[0] for v in batch.values() if torch.is_tensor(v) and v.ndim)
 
 
 def _forward_flops(model: Any, sample: dict[str, Any] | None) -> tuple[float | None, str]:
-    """Forward GFLOPs of one sample: on the meta device, else (data-dependent ops) on CPU."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
+    """Forward GFLOPs of one sample: on the meta device, else (data-dependent ops) on CPU.
+
+    The meta pass runs on a copy: ``Module.to("meta")`` drops the weights, and the CPU
+    fallback needs them.
+    """
 
     if sample is None:
         return None, "-"
     model.eval()
-    for device in ("meta", "cpu"):
-        try:
-            m = model.to(device)
-            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in sample.items()}
-            counter = FlopCounterMode(display=False)
-            with torch.no_grad(), counter:
-                m(batch)
-            return counter.get_total_flops() / 1e9, device
-        except Exception:  # meta lacks data-dependent ops: count on CPU
-            if device == "cpu":
-                raise
-    return None, "-"
+    try:
+        return count_flops(copy.deepcopy(model).to("meta"), sample, "meta") / 1e9, "meta"
+    except (NotImplementedError, RuntimeError):  # meta lacks data-dependent ops
+        return count_flops(model.to("cpu"), sample, "cpu") / 1e9, "cpu"
+
+
+def count_flops(model: Any, batch: dict[str, Any], device: str = "cpu") -> int:
+    """FLOPs of ``model(batch)`` by ``torch.utils.flop_counter.FlopCounterMode``.
+
+    A multiply-add is 2 FLOPs; only matmuls, convolutions and attention are counted.
+
+    Args:
+        model: a module called with the batch dict (mgr's LightningModules are).
+        batch: tensors (and lists) of the sample(s); moved to ``device``.
+        device: where to run (``"meta"``: shapes only, no arithmetic).
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(batch)
+    return counter.get_total_flops()
 
 
 # ----------------------------------------------------------------------------- report
@@ -674,8 +819,8 @@ def _fmt_input(r: dict[str, Any]) -> str:
 def table(results: list[dict[str, Any]]) -> str:
     """The real-size table, one row per config."""
     head = (
-        "| config | params (trainable) | input per sample | batch | precision | s/step "
-        "| peak RSS fit/test/predict GiB | loader ms/sample | fwd GFLOPs/sample | MACs/ref "
+        "| config | params (trainable) | input per sample | batch | precision | CPU s/step "
+        "| peak RSS fit/test/predict GiB | loader CPU ms/sample | fwd GFLOPs/sample | MACs/ref "
         "| test | predict |"
     )
     lines = [head, "|" + "---|" * 12]
@@ -692,14 +837,15 @@ def table(results: list[dict[str, Any]]) -> str:
         shape = next(iter(fit["input"].values()), None)
         ref = REFERENCE_GMACS.get((r.get("model", ""), tuple(shape or ())))
         ratio = f"{gflops / 2 / ref:.3f}" if gflops and ref else "-"
-        loader = fit.get("loader_ms_per_sample")
+        loader = fit.get("loader_cpu_ms_per_sample", fit.get("loader_ms_per_sample"))
+        step = fit.get("step_cpu_s_median", fit.get("step_s_median"))
         cells = [
             r["config"],
             _fmt_params(r),
             _fmt_input(r),
             str(r["batch"]),
             r["precision"],
-            f"{fit['step_s_median']:.2f}" if fit.get("step_s_median") is not None else "-",
+            f"{step:.2f}" if step is not None else "-",
             rss,
             f"{loader:.1f}" if loader is not None else "-",
             f"{gflops:.2f}" if gflops is not None else "-",
@@ -723,8 +869,14 @@ def details(results: list[dict[str, Any]]) -> str:
     lines = []
     for r in results:
         bits = [f"data {r['release']}", *r.get("notes", [])]
-        if r.get("fit", {}).get("step_s"):
-            bits.append("steps " + ", ".join(f"{t:.2f}" for t in r["fit"]["step_s"]) + " s")
+        fit = r.get("fit", {})
+        if fit.get("step_s"):
+            bits.append("step wall " + ", ".join(f"{t:.2f}" for t in fit["step_s"]) + " s")
+        if fit.get("loader_ms_per_sample") is not None:
+            bits.append(f"loader wall {fit['loader_ms_per_sample']:.0f} ms/sample")
+        for stage in ("fit", "test", "predict"):
+            if stage in r:
+                bits.append(f"{stage} {r[stage]['wall_s']:.0f} s")
         if "samples" in r.get("predict", {}):
             bits.append(f"predicted {r['predict']['samples']} samples")
         if r.get("user_files"):
@@ -752,6 +904,17 @@ def configs(patterns: list[str] | None) -> list[Path]:
     return keep
 
 
+def _checkpoints(results: Path) -> dict[str, str]:
+    """Run folder (the config's ``default_root_dir``) -> checkpoint of the runs so far."""
+    out = {}
+    for stored in sorted(results.glob("*.json")):
+        r = json.loads(stored.read_text())
+        ckpt = r.get("fit", {}).get("checkpoint")
+        if r.get("default_root_dir") and ckpt and Path(ckpt).is_file():
+            out[r["default_root_dir"]] = ckpt
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_child":
@@ -760,7 +923,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configs", nargs="*", help="e.g. smg/stcnn imigue/posec3d_*")
     p.add_argument("--work", type=Path, default=Path("/tmp/mgr_real_size"))
     p.add_argument("--steps", type=int, default=2, help="training steps per config")
-    p.add_argument("--eval-batches", type=int, default=1, help="test/predict batches")
+    p.add_argument(
+        "--eval-batches", type=int, default=0, help="test/predict batches (0: the whole split)"
+    )
     p.add_argument("--batch-size", type=int, default=2, help="clips per batch (FG-SGL: 1)")
     p.add_argument("--small", action="store_true", help="fewer, shorter clips (same resolution)")
     p.add_argument("--nice", type=int, default=10)
@@ -773,6 +938,7 @@ def main(argv: list[str] | None = None) -> int:
     files = Files(work / "files")
     files.root.mkdir(parents=True, exist_ok=True)
     results = []
+    t0 = time.perf_counter()
     for path in configs(args.configs):
         name = f"{path.parent.name}/{path.stem}"
         stored = work / "results" / (name.replace("/", "__") + ".json")
@@ -781,14 +947,11 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(json.loads(stored.read_text()))
             continue
         _log(f"{name}")
-        ma52 = work / "results" / "ma52__videoswin_rgb.json"
-        ma52_ckpt = (
-            json.loads(ma52.read_text())["fit"].get("checkpoint") if ma52.is_file() else None
-        )
-        result = run_config(path, work, files, args, ma52_ckpt)
+        result = run_config(path, work, files, args, _checkpoints(work / "results"))
         result["model"] = plan(path, args.batch_size)["model"]
         stored.write_text(json.dumps(result, indent=1))
         results.append(result)
+    _log(f"done in {time.perf_counter() - t0:.0f} s")
     print(table(results))
     print()
     print(details(results))
