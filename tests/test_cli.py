@@ -194,3 +194,19 @@ def test_mgr_test_summary_states_the_protocol_and_the_literature(
         assert f"test {key}" in summary, key
     # The MA-52 baseline is listed, but a SynthMG run is never its "same protocol".
     assert "58.88" in summary and "same protocol" not in summary
+
+
+def test_fgsgl_text_dim_read_from_the_text_encoder_under_the_cli(
+    synth_imigue_rgb, tmp_path, monkeypatch
+):
+    """text_dim: null in a config: LightningCLI records null as the hparam, the model
+    must still size its projections from the text encoder (real-size FG-SGL configs)."""
+    monkeypatch.chdir(tmp_path)
+    conf = REPO / "tests" / "conf" / "fgsgl_imigue.yaml"
+    args = ["fit", "--config", str(conf), "--data.init_args.root", str(synth_imigue_rgb)]
+    cli = MgrCLI(
+        args=[*args, "--model.init_args.text_dim", "null", "--trainer.fast_dev_run", "true"]
+    )
+    assert cli.trainer.state.finished
+    assert cli.model.hparams.text_dim == 384  # the packaged MiniLM's embedding size
+    assert cli.model.proj_high[1].out_features == 384

@@ -228,6 +228,10 @@ class FGSGL(Recognizer):
                 build_text_encoder(text, name=text_name, path=text_path, **(text_kwargs or {}))
             )
             text_dim = self._text_encoder.dim
+        # Kept apart from hparams: under LightningCLI, save_hyperparameters records the
+        # config's values (text_dim: null), not this frame's, and configure_models runs
+        # inside super().__init__.
+        self._resolved_text_dim = text_dim
         super().__init__(num_classes, dropout=dropout, **kwargs)
         self.hparams["text_dim"] = text_dim  # checkpoints rebuild without the encoder
 
@@ -256,7 +260,7 @@ class FGSGL(Recognizer):
                 param.requires_grad_(True)
         if hp.get("gradient_checkpointing"):  # .get: checkpoints saved before the option
             self.encoder.set_gradient_checkpointing(True)
-        text_dim = hp.text_dim
+        text_dim = hp.get("text_dim") or self._resolved_text_dim
         self.proj_mid = _Projection(self.encoder.mid_dim, text_dim)
         self.proj_high = _Projection(self.encoder.high_dim, text_dim)
         log_scale = torch.tensor(math.log(1.0 / hp.temperature))
