@@ -800,7 +800,14 @@ def count_flops(model: Any, batch: dict[str, Any], device: str = "cpu") -> int:
     batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        model(batch)
+        if hasattr(model, "reconstruction_loss"):  # VideoMAE: encoder + decoder on a tube mask
+            from mgr.models.backbones.video_vit import tube_mask
+
+            video = batch["video"].float()
+            mask = tube_mask(len(video), model.encoder.grid, model.hparams.mask_ratio)
+            model(video, mask.to(device))
+        else:
+            model(batch)
     return counter.get_total_flops()
 
 
