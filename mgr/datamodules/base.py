@@ -31,6 +31,7 @@ from mgr.skeletons import SkeletonLayout, get_layout
 
 from .loaders import DataLoaderHooks, collate, eval_shard_sampler
 from .records import _SPLITS, Modality, ReleaseRecords, Split
+from .release import is_synthmg_release
 
 __all__ = ["MicroGestureDataModule", "Modality", "Split", "collate", "eval_shard_sampler"]
 
@@ -266,7 +267,7 @@ class MicroGestureDataModule(ReleaseRecords, DataLoaderHooks):
 
     def protocol(self, split: str) -> Protocol:
         """The evaluation protocol of one split, printed next to every metric."""
-        synthetic = (Path(self.root) / "synthmg.json").is_file()
+        synthetic = is_synthmg_release(self.root)
         return Protocol(self.dataset, self.protocol_scheme, split, synthetic=synthetic)
 
     @property

@@ -27,7 +27,7 @@ from mgr.data.transforms.steps import frames_to_steps
 from mgr.protocols import Protocol
 
 from .base import eval_shard_sampler
-from .release import ensure_release
+from .release import ensure_release, is_synthmg_release
 
 __all__ = ["OnlineDataModule"]
 
@@ -135,7 +135,7 @@ class OnlineDataModule(LightningDataModule):
 
     def protocol(self, split: str) -> Protocol:
         """The evaluation protocol of one split, printed next to every metric."""
-        synthetic = (Path(self.root) / "synthmg.json").is_file()
+        synthetic = is_synthmg_release(self.root)
         return Protocol(
             self.dataset, self.protocol_scheme, split, task="online", synthetic=synthetic
         )

@@ -18,7 +18,7 @@ from typing import Any
 
 from mgr.errors import UserError
 
-__all__ = ["ensure_release", "synth_command"]
+__all__ = ["ensure_release", "is_synthmg_release", "synth_command"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,11 @@ def synth_command(root: str | Path, layout: str, settings: Mapping[str, Any]) ->
         else:
             words += [flag, str(value)]
     return " ".join(words)
+
+
+def is_synthmg_release(root: str | Path) -> bool:
+    """Whether ``root`` holds SynthMG (``mgr synth`` writes ``synthmg.json``), not real data."""
+    return (Path(root) / "synthmg.json").is_file()
 
 
 def ensure_release(
