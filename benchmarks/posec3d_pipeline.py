@@ -25,6 +25,7 @@ Run it where mmaction2 is installed (see the README's performance section).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import pickle
 import statistics
@@ -122,6 +123,53 @@ def mgr_dataset(records, train: bool, on_device: bool) -> HeatmapClipDataset:
     return HeatmapClipDataset(records, config, options, COCO_17.limbs, train=train)
 
 
+def _pipeline(name: str, mm, records, raw) -> Callable[[int], object]:
+    """The function that makes sample ``i`` for pipeline ``name`` ("mgr train on_device", ...)."""
+    lib, mode, *rest = name.split()
+    train = mode == "train"
+    if lib == "mm":
+        steps = mm_pipelines(mm)[mode]
+        return lambda i: run_mm(steps, raw[i])
+    dataset = mgr_dataset(records, train, on_device=bool(rest))
+    return lambda i: dataset[i]
+
+
+def _load(path: Path) -> tuple[list, list]:
+    with path.open("rb") as f:
+        raw = pickle.load(f)["annotations"]  # what mmaction2's PoseDataset reads
+    return annotations_to_records(read_posec3d_pickle(path), source=str(path)), raw
+
+
+def _worker(name: str, path: str, conn) -> None:
+    """One pipeline in a process of its own, as in a DataLoader worker.
+
+    Per request (a repeat number) it makes every sample once, in order, one after another
+    as a worker does, and returns the times. Earlier versions interleaved single samples of
+    all pipelines in one process: mmaction2's churn of 10-20 MiB arrays then changed mgr's
+    allocator state (glibc's adaptive mmap threshold) and every switch left the next
+    pipeline cold caches, which made mgr's ~1 ms sample 2-3x slower than in a worker.
+    """
+    torch.set_num_threads(1)
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass
+    records, raw = _load(Path(path))
+    fn = _pipeline(name, import_mmaction() if name.startswith("mm") else None, records, raw)
+    fn(0)  # warm-up
+    while (rep := conn.recv()) is not None:
+        times = []
+        for i in range(len(raw)):
+            np.random.seed(rep * 1000 + i)  # noqa: NPY002 (mmaction2's own generator)
+            torch.manual_seed(rep * 1000 + i)
+            c, w = time.process_time(), time.perf_counter()
+            fn(i)
+            times.append(((time.process_time() - c) * 1e3, (time.perf_counter() - w) * 1e3))
+        conn.send(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=24)
@@ -131,54 +179,48 @@ def main() -> None:
     mm = import_mmaction()
     if mm is None:
         sys.exit("mmaction2 is not installed here (see the README's performance section)")
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)
-    except ImportError:
-        pass
+    names = [f"{lib} {mode}{extra}" for mode in ("train", "test")
+             for lib, extra in (("mm", ""), ("mgr", ""), ("mgr", " on_device"))]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "posec3d.pkl"
         write_posec3d_pickle(path, annotations(args.samples))
-        with path.open("rb") as f:
-            raw = pickle.load(f)["annotations"]  # what mmaction2's PoseDataset reads
-        records = annotations_to_records(read_posec3d_pickle(path), source=str(path))
-    steps = mm_pipelines(mm)
-    fns: dict[str, Callable[[int], object]] = {}
-    for mode in ("train", "test"):
-        train = mode == "train"
-        plain, device = mgr_dataset(records, train, False), mgr_dataset(records, train, True)
-        fns[f"mm {mode}"] = lambda i, s=steps[mode]: run_mm(s, raw[i])
-        fns[f"mgr {mode}"] = lambda i, d=plain: d[i]
-        fns[f"mgr {mode} on_device"] = lambda i, d=device: d[i]
-    # Identity at test time.
-    test = mgr_dataset(records, False, False)
-    diffs = []
-    for i in range(args.samples):
-        ours = test[i]["heatmap"].numpy()  # (K, T, H, W)
-        theirs = run_mm(steps["test"], raw[i])[0]  # (1, K, T, H, W) -> (K, T, H, W)
-        assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
-        diffs.append(float(np.abs(ours - theirs).max()))
-    for fn in fns.values():
-        fn(0)  # warm-up
-    cpu = {k: [] for k in fns}
-    wall = {k: [] for k in fns}
-    for rep in range(args.repeats):
+        records, raw = _load(path)
+        # Identity at test time.
+        test, steps = mgr_dataset(records, False, False), mm_pipelines(mm)["test"]
+        diffs = []
         for i in range(args.samples):
-            names = list(fns)
-            np.random.default_rng(rep * 1000 + i).shuffle(names)
-            for name in names:
-                np.random.seed(rep * 1000 + i)  # noqa: NPY002 (mmaction2's own generator)
-                torch.manual_seed(rep * 1000 + i)
-                c, w = time.process_time(), time.perf_counter()
-                fns[name](i)
-                cpu[name].append((time.process_time() - c) * 1e3)
-                wall[name].append((time.perf_counter() - w) * 1e3)
+            ours = test[i]["heatmap"].numpy()  # (K, T, H, W)
+            theirs = run_mm(steps, raw[i])[0]  # (1, K, T, H, W) -> (K, T, H, W)
+            assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
+            diffs.append(float(np.abs(ours - theirs).max()))
+        ctx = multiprocessing.get_context("spawn")
+        conns, procs = {}, []
+        for name in names:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(name, str(path), child), daemon=True)
+            proc.start()
+            conns[name] = parent
+            procs.append(proc)
+        cpu = {k: [] for k in names}
+        wall = {k: [] for k in names}
+        for rep in range(args.repeats):
+            order = list(names)
+            np.random.default_rng(rep).shuffle(order)
+            for name in order:  # one at a time: the processes never overlap
+                conns[name].send(rep)
+                for c, w in conns[name].recv():
+                    cpu[name].append(c)
+                    wall[name].append(w)
+        for name in names:
+            conns[name].send(None)
+        for proc in procs:
+            proc.join()
     print(f"{args.samples} samples (COCO-17, 40-150 frames, 48 sampled), {args.repeats} repeats,")
-    print(f"one thread; load average {os.getloadavg()[0]:.1f} at the end")
+    print(f"one thread, each pipeline in its own process, repeats interleaved; load average "
+          f"{os.getloadavg()[0]:.1f} at the end")  # fmt: skip
     print(f"test-time volumes, max |mgr - mmaction2| over all samples: {max(diffs):.2e}")
     print(f"{'pipeline':<22}{'CPU ms':>9}{'wall ms':>9}{'mm / this':>11}")
-    for name in fns:
+    for name in names:
         mode = name.split()[1]
         c, w = statistics.median(cpu[name]), statistics.median(wall[name])
         ref = statistics.median(cpu[f"mm {mode}"])

@@ -156,9 +156,11 @@ def _scatter_joints(
 
     Only the patches are computed and written, so only the memory under them
     is ever touched, as in the reference: on a CPU, the operating system's
-    zeroing of a fresh output costs more than all the arithmetic. The
-    elementwise work avoids boolean tensors, on which torch's CPU kernels
-    are several times slower than on floats.
+    zeroing of a fresh output costs more than all the arithmetic. The arrays
+    are small (a few thousand joints), so the work is written in numpy, whose
+    per-operation overhead is a fraction of torch's: this is a DataLoader
+    worker's hot loop. float32 throughout, the same arithmetic as the dense
+    torch path (:func:`_dense_joints`, which a test compares).
 
     Args:
         centre: ``(M, 2, N)`` joints ``(x, y)`` of ``N`` channels of ``M`` persons.
@@ -170,45 +172,50 @@ def _scatter_joints(
     Returns:
         ``(N * H * W,)`` float32 heatmaps.
     """
+    centre, value, drawn = centre.numpy(), value.numpy(), drawn.numpy()
     m, n = drawn.shape
     height, width = size
     span = _span(sigma, size)
     kx, ky = min(span, width), min(span, height)
-    length = centre.new_tensor([[width], [height]])
-    first, stop = _window(centre, centre, length, sigma)  # (M, 2, N)
-    drawn = drawn & (stop > first).all(1)  # False for NaN, too
+    # The reference's window (see _window), float32 as there; NaN compares False.
+    radius = np.float32(3 * sigma)
+    length = np.array([[width], [height]], np.float32)
+    with np.errstate(invalid="ignore"):
+        first = np.maximum(np.trunc(centre - radius), 0, dtype=np.float32)
+        stop = np.minimum(np.trunc(centre + radius) + 1, length, dtype=np.float32)
+        drawn = drawn & (stop > first).all(1)
     # A joint's patch is a ky x kx block of pixels over its window, shifted
     # back into the image where the window meets the right or bottom edge;
     # the block's pixels outside the window are 0 (as in the reference, and
     # harmless in the max over persons).
-    start = torch.minimum(first, centre.new_tensor([[width - kx], [height - ky]]))
-    start.nan_to_num_(0.0)
-    pixel = start[:, :, None] + _pixels(span, centre.device)[:, None]  # (M, 2, K, N)
-    # 1 inside the window, 0 outside (all integers: first <= pixel < stop).
-    inside = torch.sub(pixel, first[:, :, None]).add_(1).clamp_(0, 1)
-    inside.mul_(torch.sub(stop[:, :, None], pixel).clamp_(0, 1))
-    profile = _profile(pixel, centre[:, :, None], sigma).mul_(inside)
+    start = np.minimum(first, np.array([[width - kx], [height - ky]], np.float32))
+    start[~np.isfinite(start)] = 0
+    pixel = start[:, :, None] + np.arange(span, dtype=np.float32)[:, None]  # (M, 2, K, N)
+    inside = (pixel >= first[:, :, None]) & (pixel < stop[:, :, None])
+    exponent = np.square(pixel - centre[:, :, None]) * np.float32(-0.5 / sigma**2)
+    with np.errstate(invalid="ignore", under="ignore"):
+        profile = np.exp(np.maximum(exponent, _MIN_EXPONENT, dtype=np.float32))
+    profile[~inside] = 0
     # The 2-D Gaussian is the outer product of the 1-D ones, the confidence
-    # folded into y: (M, ky, kx, N), then in memory order (M, N, ky, kx).
-    gx, gy = profile[:, 0, :kx], profile[:, 1, :ky].mul_(value[:, None])
-    patch = (gy[:, :, None] * gx[:, None]).permute(0, 3, 1, 2).reshape(-1)
+    # folded into y: (M, N, ky, kx) in memory order.
+    gx = profile[:, 0, :kx].transpose(0, 2, 1)  # (M, N, kx)
+    gy = (profile[:, 1, :ky] * value[:, None]).transpose(0, 2, 1)  # (M, N, ky)
+    patch = gy[..., :, None] * gx[..., None, :]
 
     # Where each block starts; a joint not drawn goes to a dummy block past
     # the heatmaps, so it touches none of their memory.
     dummy = n * height * width
-    corner = start.long()
-    corner = corner[:, 1] * width + corner[:, 0]
-    corner += torch.arange(0, dummy, height * width, device=centre.device)
-    corner.masked_fill_(~drawn, dummy)
-    rows = torch.arange(0, ky * width, width, device=centre.device)
-    offset = (rows[:, None] + torch.arange(kx, device=centre.device)).view(-1)
-    index = corner[:, :, None].expand(m, n, ky * kx) + offset  # (M, N, ky * kx)
-    out = _lazy_zeros(dummy + ky * width, centre.device)
-    if m == 1:  # every pixel written at most once
-        out.scatter_(0, index.view(-1), patch)
-    else:  # max, not sum, over persons
-        out.scatter_reduce_(0, index.view(-1), patch, "amax")
-    return out[:dummy]
+    corner = start.astype(np.int64)
+    corner = corner[:, 1] * width + corner[:, 0] + np.arange(0, dummy, height * width)
+    corner[~drawn] = dummy
+    offset = (np.arange(0, ky * width, width)[:, None] + np.arange(kx)).reshape(-1)
+    index = (corner[:, :, None] + offset).reshape(m, -1)  # (M, N * ky * kx)
+    out = np.zeros(dummy + ky * width, np.float32)  # calloc: zeroed on demand
+    patch = patch.reshape(m, -1)
+    out[index[0]] = patch[0]  # within a person, every pixel is written at most once
+    for p in range(1, m):  # max, not sum, over persons
+        out[index[p]] = np.maximum(out[index[p]], patch[p])
+    return torch.from_numpy(out[:dummy])
 
 
 def _dense_joints(

@@ -217,7 +217,9 @@ def test_dense_joint_path_matches_reference(monkeypatch, m):
     monkeypatch.setattr(heatmaps, "_scatter_joints", heatmaps._dense_joints)
     actual = joint_heatmaps(kp, score, size)
     assert max_abs_diff(actual, reference_heatmaps(kp, score, size)) <= 1e-5
-    torch.testing.assert_close(actual, expected_sparse, atol=1e-7, rtol=0)
+    # The CPU path's exp is numpy's, the dense path's torch's: each within an
+    # ulp, so the two may differ by 2 ulps of values up to 1.
+    torch.testing.assert_close(actual, expected_sparse, atol=2.5e-7, rtol=0)
 
 
 def test_joint_outputs_are_fresh_and_contiguous():
