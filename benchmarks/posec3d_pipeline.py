@@ -71,8 +71,13 @@ def annotations(n: int, seed: int = 0) -> list[PoseAnnotation]:
         score[rng.random((1, t, 17)) < 0.05] = 0.0  # undetected, coordinates kept
         out.append(
             PoseAnnotation(
-                frame_dir=f"clip_{i}", label=i % 5, keypoint=kp, keypoint_score=score,
-                img_shape=IMG, original_shape=IMG, total_frames=t,
+                frame_dir=f"clip_{i}",
+                label=i % 5,
+                keypoint=kp,
+                keypoint_score=score,
+                img_shape=IMG,
+                original_shape=IMG,
+                total_frames=t,
             )
         )
     return out

@@ -92,4 +92,3 @@ def test_compact_unscored_joints(synth_imigue, mode):
         assert abs(span - 40) < 1.5  # the scored joints fill the box
     else:
         assert span < 30
-
