@@ -13,7 +13,12 @@ from torch.utils.data import Dataset
 
 from .fgtext import FGTextTable
 from .readers.common import ClipRecord, DataFormatError
-from .readers.media import align_indices, media_num_frames, read_media_frames
+from .readers.media import (
+    align_indices,
+    media_num_frames,
+    read_media_frames,
+    read_media_frames_each,
+)
 from .transforms.heatmaps import batch_joint_heatmaps, batch_limb_heatmaps
 from .transforms.pose import flip_skeleton, normalize_skeleton, uniform_sample_indices
 from .transforms.posec3d import (
@@ -599,11 +604,10 @@ class ClipDataset(SkeletonClipDataset):
         if "video" in self.modalities:
             clip_len = self.video.clip_len or cfg.clip_len
             vidx = idx if clip_len == cfg.clip_len else self._indices(length, clip_len, rng)
-            frames = self._decode(rec, vidx, length)  # (N*T', C, H, W)
-            box = self._crop_box(rec, frames.shape[-2:], rng)
-            out.update(self._video(frames, box, len(vidx), flips))
+            video, box, size = self._decode(rec, vidx, length, rng)  # (N*T', C, h, w)
+            out.update(self._video(video, len(vidx), flips))
             if "heatmap" in self.modalities:
-                out["heatmap"] = self._heatmap(rec, idx, flips, box, frames.shape[-2:])
+                out["heatmap"] = self._heatmap(rec, idx, flips, box, size)
         if len(idx) == 1:  # no view axis for a single view
             out = {k: v[0] if k != "img_shape" else v for k, v in out.items()}
         out["_flipped"] = self.train and flips[0]
@@ -701,13 +705,30 @@ class ClipDataset(SkeletonClipDataset):
         start, frames = self._video_range(rec)
         read_media_frames(rec.video, [start, start + frames - 1])
 
-    def _decode(self, rec: ClipRecord, idx: np.ndarray, length: int) -> torch.Tensor:
-        """Frames ``(N*T', C, H, W)`` at the views' positions, in the file's dtype."""
+    def _decode(
+        self, rec: ClipRecord, idx: np.ndarray, length: int, rng: np.random.Generator | None
+    ) -> tuple[torch.Tensor, tuple[int, int, int, int], tuple[int, int]]:
+        """The views' frames, each cropped and resized in its own dtype as it is decoded.
+
+        Returns:
+            ``(N*T', C, size, size)`` frames, the crop box ``(top, left, h, w)`` in
+            video pixels and the video's ``(H, W)``.
+        """
         start, frames = self._video_range(rec)
         vidx = start + align_indices(idx.reshape(-1), length, frames)
         opt = self.video
-        frames = read_media_frames(rec.video, vidx, backend=opt.backend, threads=opt.decode_threads)
-        return torch.from_numpy(frames).permute(0, 3, 1, 2)  # a view: channels-last memory
+        geometry: list = []  # [box, size], from the first frame
+
+        def crop_resize(frame: torch.Tensor) -> torch.Tensor:
+            if not geometry:
+                size = (int(frame.shape[-2]), int(frame.shape[-1]))
+                geometry.extend([self._crop_box(rec, size, rng), size])
+            return resize_video(crop_video(frame[None], *geometry[0]), (opt.size, opt.size))[0]
+
+        video = read_media_frames_each(
+            rec.video, vidx, crop_resize, backend=opt.backend, threads=opt.decode_threads
+        )
+        return video, geometry[0], geometry[1]
 
     def _crop_box(
         self, rec: ClipRecord, size: Sequence[int], rng: np.random.Generator | None
@@ -729,19 +750,14 @@ class ClipDataset(SkeletonClipDataset):
         return tuple(int(v) for v in box)
 
     def _video(
-        self,
-        frames: torch.Tensor,
-        box: tuple[int, int, int, int],
-        num_views: int,
-        flips: list[bool],
+        self, video: torch.Tensor, num_views: int, flips: list[bool]
     ) -> dict[str, torch.Tensor]:
-        """The views' pixels cropped and resized in their own dtype, plus the recipe.
+        """The views' cropped and resized ``(N*T', C, h, w)`` pixels, plus the recipe.
 
         The float work (normalisation or Taylor video, flip) is left to
         :func:`~mgr.data.transforms.video.finish_video_batch`, on the device.
         """
         opt = self.video
-        video = resize_video(crop_video(frames, *box), (opt.size, opt.size))
         views = video.unflatten(0, (num_views, -1)).transpose(1, 2)  # (N, C, T, H, W)
         out = {"video": views.contiguous(), "video_flip": torch.tensor(flips, dtype=torch.bool)}
         channels = views.shape[1]

@@ -517,3 +517,38 @@ def test_heatmaps_are_cropped_and_flipped_like_the_video(dot_clip: ClipRecord, f
             assert abs(vx - hx) <= 1.0 and abs(vy - hy) <= 1.0, (seed, t)
             compared += 1
     assert compared >= 12
+
+
+# --- frames cropped and resized one at a time, as decoded ------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["pyav", "torchcodec"])
+def test_video_frames_equal_the_whole_clip_cropped_and_resized(
+    tmp_path: Path, backend: str
+) -> None:
+    """Each frame is cropped and resized as it is decoded: the same pixels as resizing the
+    centre square of the plainly decoded clip (``read_video``) in one go."""
+    import torch.nn.functional as F
+
+    from mgr.data.readers.video import read_video, torchcodec_available
+    from mgr.data.transforms.pose import uniform_sample_indices
+
+    if backend == "torchcodec" and not torchcodec_available():
+        pytest.skip("torchcodec does not load here (needs the system's FFmpeg libraries)")
+    t, h, w = 40, 48, 64
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (t, h // 4, w // 4, 3), dtype=np.uint8).repeat(4, 1).repeat(4, 2)
+    path = tmp_path / "0001_0.mp4"
+    write_video(path, frames, fps=30)
+    opts = VideoOptions(size=20, mean=(0, 0, 0), std=(1, 1, 1), backend=backend)
+    ds = ClipDataset(
+        [record(frame_index_keypoints(t), path)], config(clip_len=8), train=False,
+        modalities=("video",), video=opts,
+    )  # fmt: skip
+    video = ds[0]["video"]  # (C, T, 20, 20) uint8, not yet normalised
+    decoded = torch.from_numpy(read_video(path)).permute(0, 3, 1, 2)
+    idx = uniform_sample_indices(t, 8, test_mode=True)
+    square = decoded[idx, :, :, (w - h) // 2 : (w + h) // 2]
+    expected = F.interpolate(square, size=(20, 20), mode="bilinear", antialias=True)
+    assert video.dtype == torch.uint8
+    torch.testing.assert_close(video.transpose(0, 1), expected, atol=0, rtol=0)

@@ -18,13 +18,15 @@ between them proportionally, so every modality shows the same moment.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from .common import DataFormatError, PathLike, _require_file
-from .video import VideoBackend, decode_frames, probe_video
+from .video import VideoBackend, decode_frames, decode_frames_each, probe_video
 
 __all__ = [
     "MEDIA_SUFFIXES",
@@ -33,6 +35,7 @@ __all__ = [
     "index_media",
     "media_num_frames",
     "read_media_frames",
+    "read_media_frames_each",
 ]
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov")
@@ -117,6 +120,43 @@ def read_media_frames(
         raise DataFormatError(f"{path}: frame {bad} out of range (array has {len(arr)} frames)")
     frames = np.asarray(arr[idx])
     return frames[..., None] if frames.ndim == 3 else frames
+
+
+def read_media_frames_each(
+    path: PathLike,
+    indices: Sequence[int] | np.ndarray,
+    frame_fn: Callable[[Tensor], Tensor],
+    *,
+    backend: VideoBackend = "auto",
+    threads: int | None = None,
+) -> Tensor:
+    """:func:`read_media_frames` with ``frame_fn`` applied to each frame as it is read.
+
+    For videos the full-resolution frames never exist together
+    (:func:`mgr.data.readers.video.decode_frames_each`); for arrays only the indexed
+    frames are read.
+
+    Args:
+        path: video file or ``.npy`` array.
+        indices: ``(N,)`` frame indices.
+        frame_fn: maps a ``(C, H, W)`` frame (uint8 RGB for videos, the array's dtype
+            for ``.npy``) to a ``(C', h, w)`` tensor.
+        backend: video decoder.
+        threads: FFmpeg decoding threads (``None``: 1 in a DataLoader worker, else auto).
+
+    Returns:
+        ``(N, C', h, w)``.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        DataFormatError: as :func:`read_media_frames`.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".npy":
+        idx = np.asarray(indices, dtype=np.int64).tolist()
+        return decode_frames_each(path, idx, frame_fn, backend=backend, threads=threads)
+    frames = read_media_frames(path, indices)  # (N, H, W, C)
+    return torch.stack([frame_fn(torch.from_numpy(f).permute(2, 0, 1)) for f in frames])
 
 
 def align_indices(indices: np.ndarray, src_frames: int, dst_frames: int) -> np.ndarray:

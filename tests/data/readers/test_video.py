@@ -7,6 +7,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 from mgr.data.readers import video as video_module
 from mgr.data.readers.common import DataFormatError
@@ -287,6 +289,43 @@ def test_decode_frames_matches_a_plain_sequential_decode(
     np.testing.assert_array_equal(out, full[indices])
     # Grey level STEP * t names the frame: the indices are right, not just the pixels.
     np.testing.assert_array_equal(np.round(out[:, 0, 0, 0] / STEP), indices)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["mp4", "mkv", "ntsc"])
+@pytest.mark.parametrize(
+    "indices", [[0, 1, 2, 3], [2, 9, 5, 0, 11], [4, 4, 1, 4], [39], [1, 13, 26, 38]]
+)
+def test_decode_frames_each_applies_the_function_to_each_frame(
+    videos: dict[str, Path], kind: str, indices: list[int], backend: str
+) -> None:
+    """Per-frame transform as decoded == the transform of the plain sequential decode."""
+    _need_backend(backend)
+    full = torch.from_numpy(read_video(videos[kind])).permute(0, 3, 1, 2)  # (T, 3, H, W)
+    calls: list[tuple] = []
+
+    def crop_resize(frame: torch.Tensor) -> torch.Tensor:
+        calls.append((frame.shape, frame.dtype))
+        return F.interpolate(frame[None, :, 2:-2, 1:], size=(7, 9), mode="bilinear",
+                             antialias=True)[0]  # fmt: skip
+
+    out = video_module.decode_frames_each(
+        videos[kind], indices, crop_resize, backend=backend, threads=1
+    )
+    expected = F.interpolate(full[indices, :, 2:-2, 1:], size=(7, 9), mode="bilinear",
+                             antialias=True)  # fmt: skip
+    assert out.shape == (len(indices), 3, 7, 9) and out.dtype == torch.uint8
+    torch.testing.assert_close(out, expected, atol=0, rtol=0)
+    # Once per distinct frame (no fallback here), each a (3, H, W) uint8 frame.
+    assert calls == [((3, H, W), torch.uint8)] * len(set(indices))
+
+
+def test_decode_frames_each_errors_name_the_file(videos: dict[str, Path]) -> None:
+    with pytest.raises(VideoDecodeError, match=f"index {T}") as err:
+        video_module.decode_frames_each(videos["mp4"], [1, T], lambda f: f, backend="pyav")
+    assert str(videos["mp4"]) in str(err.value)
+    with pytest.raises(ValueError, match="no frame indices"):
+        video_module.decode_frames_each(videos["mp4"], [], lambda f: f)
 
 
 def test_decode_frames_skips_groups_without_a_wanted_frame(
