@@ -2,7 +2,9 @@
 
 Writes its own clips (720p and 1080p; short GOP 12 and long GOP 250, x264 defaults with
 B-frames; 90 frames of textured, moving, slightly noisy content), then times, per clip,
-interleaved in one run (every pipeline on the same clip and frames before the next clip):
+interleaved in one run (every pipeline on the same clips and frames before the next row).
+Each pipeline runs in a process of its own, as in a DataLoader worker (its own decoders,
+frame indices and memory allocator), and the processes take turns, never overlapping:
 
 * ``floor``: a bare PyAV decode of exactly the frames the sampler needs: from the keyframe
   before each wanted frame up to it, no colour conversion, no resize (one thread);
@@ -36,6 +38,7 @@ mmaction2 cannot live in mgr's environment (its pins); run this in a venv that h
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import sys
@@ -244,6 +247,38 @@ def timed(fn: Callable[[Case], object], case: Case) -> tuple[float, float, objec
     return (time.process_time() - cpu) * 1e3, (time.perf_counter() - wall) * 1e3, out
 
 
+def make_pipeline(name: str) -> Callable[[Case], object]:
+    """The pipeline called ``name`` in the table."""
+    if name == "floor":
+        return FloorDecoder()
+    if name.startswith("mm "):
+        return mm_pipeline(import_mmaction(), name.split()[1])
+    if name.startswith("old"):
+        return old_mgr_pipeline(uint8_resize=name == "old+u8")
+    if name.startswith("mgr cache"):
+        return mgr_pipeline("pyav", cached=name.split()[-1])
+    return mgr_pipeline(name.split()[1])
+
+
+def _worker(name: str, conn) -> None:
+    """One pipeline in its own process: times every case it is sent, in order."""
+    torch.set_num_threads(1)
+    try:  # mmaction2 resizes with OpenCV, which would otherwise use every core
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass
+    fn = make_pipeline(name)
+    while (msg := conn.recv()) is not None:
+        cases, keep = msg
+        results = []
+        for case in cases:
+            c_ms, w_ms, out = timed(fn, case)
+            results.append((c_ms, w_ms, out if keep else None))
+        conn.send(results)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=2, help="clips per resolution and GOP")
@@ -282,24 +317,20 @@ def main() -> None:
         for fmt in cache_dirs
     }
 
-    pipelines: dict[str, Callable[[Case], object]] = {"floor": FloorDecoder()}
-    pipelines["mgr pyav"] = mgr_pipeline("pyav")
+    names = ["floor", "mgr pyav"]
     if torchcodec_available():
-        pipelines["mgr torchcodec"] = mgr_pipeline("torchcodec")
-    mm = import_mmaction()
-    if mm is not None:
-        pipelines["mm pyav"] = mm_pipeline(mm, "pyav")
+        names.append("mgr torchcodec")
+    if import_mmaction() is not None:
+        names.append("mm pyav")
         try:
             import decord  # noqa: F401
 
-            pipelines["mm decord"] = mm_pipeline(mm, "decord")
+            names.append("mm decord")
         except ImportError:
             pass
     if args.ablation:
-        pipelines["old mgr"] = old_mgr_pipeline(uint8_resize=False)
-        pipelines["old+u8"] = old_mgr_pipeline(uint8_resize=True)
-    pipelines["mgr cache mp4"] = mgr_pipeline("pyav", cached="mp4")
-    pipelines["mgr cache npy"] = mgr_pipeline("pyav", cached="npy")
+        names += ["old mgr", "old+u8"]
+    names += ["mgr cache mp4", "mgr cache npy"]
 
     rows = [
         (res, gop, length, train)
@@ -308,36 +339,56 @@ def main() -> None:
         for length in lengths
         for train in ((False,) if args.ablation else (False, True))
     ]
-    cpu: dict[tuple, dict[str, list[float]]] = {r: {k: [] for k in pipelines} for r in rows}
-    wall: dict[tuple, dict[str, list[float]]] = {r: {k: [] for k in pipelines} for r in rows}
+    cpu: dict[tuple, dict[str, list[float]]] = {r: {k: [] for k in names} for r in rows}
+    wall: dict[tuple, dict[str, list[float]]] = {r: {k: [] for k in names} for r in rows}
     same_frames: dict[tuple, list[float]] = {r: [] for r in rows}
-    for fn in pipelines.values():  # warm-up: imports, thread pools, page cache
-        case = Case(clips[rows[0][:2]][0], np.arange(8), False, 0, prepared[clips[rows[0][:2]][0]])
-        fn(case)
+    # Every pipeline in a process of its own, as in a DataLoader worker (its decoders,
+    # indices and allocator to itself); the processes take turns, never overlapping.
+    ctx = multiprocessing.get_context("spawn")
+    conns, procs = {}, []
+    warm = Case(clips[rows[0][:2]][0], np.arange(8), False, 0, prepared[clips[rows[0][:2]][0]])
+    for name in names:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_worker, args=(name, child), daemon=True)
+        proc.start()
+        parent.send(([warm], False))  # imports, thread pools, page cache
+        conns[name] = parent
+        procs.append(proc)
+    for name in names:
+        conns[name].recv()
     t0 = time.perf_counter()
     for repeat in range(args.repeats):
         for row in rows:
             res, gop, length, train = row
+            cases = []
             for c, path in enumerate(clips[(res, gop)]):
                 seed = 1000 * repeat + c
                 if train:
                     indices = train_indices(seed, length)
                 else:
                     indices = uniform_sample_indices(NUM_FRAMES, length, test_mode=True)
-                case = Case(path, indices, train, seed, prepared[path])
-                names = list(pipelines)
-                np.random.default_rng(seed).shuffle(names)  # no pipeline always goes first
-                outs = {}
-                for name in names:
-                    c_ms, w_ms, outs[name] = timed(pipelines[name], case)
+                cases.append(Case(path, indices, train, seed, prepared[path]))
+            order = list(names)
+            np.random.default_rng(1000 * repeat + len(cpu) + rows.index(row)).shuffle(order)
+            outs = {}
+            for name in order:  # no pipeline always goes first
+                keep = not train and name in ("mgr pyav", "mm pyav")
+                conns[name].send((cases, keep))
+                results = conns[name].recv()
+                for c_ms, w_ms, _ in results:
                     cpu[row][name].append(c_ms)
                     wall[row][name].append(w_ms)
-                if not train and "mm pyav" in outs:  # same frames: outputs agree closely
-                    a = outs["mgr pyav"].astype(np.float32)
-                    b = outs["mm pyav"][0].astype(np.float32)
-                    same_frames[row].append(float(np.abs(a - b).mean()))
+                outs[name] = [out for _, _, out in results]
+            if "mm pyav" in outs and outs["mm pyav"][0] is not None:  # outputs agree closely
+                for a, b in zip(outs["mgr pyav"], outs["mm pyav"], strict=True):
+                    diff = a.astype(np.float32) - b[0].astype(np.float32)
+                    same_frames[row].append(float(np.abs(diff).mean()))
+    for name in names:
+        conns[name].send(None)
+    for proc in procs:
+        proc.join()
     elapsed = time.perf_counter() - t0
-    report(rows, pipelines, cpu, wall, same_frames, sizes, elapsed, args)
+    report(rows, names, cpu, wall, same_frames, sizes, elapsed, args)
 
 
 def report(rows, pipelines, cpu, wall, same_frames, sizes, elapsed, args) -> None:
