@@ -1,4 +1,4 @@
-"""PoseConv3D pseudo-heatmaps of joints and limbs (vectorised, device-agnostic torch).
+"""PoseConv3D pseudo-heatmaps of joints and limbs (vectorised; on any device).
 
 These reproduce mmaction2's ``GeneratePoseTarget`` (with ``scaling=1``) to
 float32 rounding. Every joint is a Gaussian of standard deviation ``sigma``
@@ -17,10 +17,12 @@ The reference loops over frames, channels and persons in Python; here a whole
 clip (or batch) is computed at once, on the device of the keypoints, so that a
 GPU can generate a batch's heatmaps itself. A joint's Gaussian is the outer
 product of two 1-D Gaussians cut to its window (the confidence folded into
-one of them). On a CPU it is written as a small patch into memory that numpy
-allocates zeroed on demand, as the reference's ``np.zeros`` does, so that
-only the memory under the patches is touched: what bounds the time there is
-the operating system zeroing those pages, not the arithmetic. On a GPU the
+one of them). On a CPU it is computed in numpy (a DataLoader worker's hot
+loop, where torch's per-operation overhead was half the time) and written as
+a small patch into memory that numpy allocates zeroed on demand, as the
+reference's ``np.zeros`` does, so that only the memory under the patches is
+touched: what bounds the time there is zeroing memory, not the arithmetic
+(the returned tensor shares numpy's memory). On a GPU the
 outer products are written densely over the whole image. A limb's distance
 field is not separable: it is evaluated with the reference's own float32
 formula (whose rounding matters at the 1e-5 level for long limbs) on a crop
