@@ -68,6 +68,20 @@ def test_rewrite_changes_only_allowed_keys(path, tmp_path):
     assert new["trainer"].get("precision") == config["trainer"].get("precision")
 
 
+def test_rewrite_runs_bf16_configs_in_fp32_without_native_bf16(tmp_path):
+    config = yaml.safe_load((REPO / "experiments/imigue/fgsgl.yaml").read_text())
+    assert config["trainer"]["precision"] == "bf16-mixed"
+    roots = {"imigue_miga25": tmp_path}
+    kept, changed = rs.rewrite_config(config, roots, 1, bf16=True)
+    assert kept["trainer"]["precision"] == "bf16-mixed" and "trainer.precision" not in changed
+    fp32, changed = rs.rewrite_config(config, roots, 1, bf16=False)
+    assert fp32["trainer"]["precision"] == "32-true" and "trainer.precision" in changed
+    # A config in fp32 is not touched either way.
+    stcnn = yaml.safe_load((REPO / "experiments/imigue/stcnn.yaml").read_text())
+    same, _ = rs.rewrite_config(stcnn, {"imigue_miga23": tmp_path}, 2, bf16=False)
+    assert same["trainer"].get("precision") == stcnn["trainer"].get("precision")
+
+
 def test_rewrite_points_depth_and_flow_at_their_folders(tmp_path):
     config = yaml.safe_load((REPO / "experiments/imigue/videoswin_depth.yaml").read_text())
     new, _ = rs.rewrite_config(config, {"imigue_miga25": tmp_path}, 2)
