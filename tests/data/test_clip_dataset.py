@@ -95,11 +95,14 @@ def grey_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def flow_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A derived modality of ``VIDEO_FRAMES - 1`` float frames, frame ``j`` filled with ``j``."""
+@pytest.fixture(scope="module", params=[np.float32, np.float16], ids=["float32", "float16"])
+def flow_like(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """A derived modality of ``VIDEO_FRAMES - 1`` float frames, frame ``j`` filled with ``j``.
+
+    float16 as mgr's flow arrays are stored (``mgr prepare``, SynthMG).
+    """
     arr = np.broadcast_to(
-        np.arange(VIDEO_FRAMES - 1, dtype=np.float32)[:, None, None], (VIDEO_FRAMES - 1, VH, VW)
+        np.arange(VIDEO_FRAMES - 1, dtype=request.param)[:, None, None], (VIDEO_FRAMES - 1, VH, VW)
     ).copy()
     path = tmp_path_factory.mktemp("flow") / "0001_0.npy"
     np.save(path, arr)
@@ -171,7 +174,7 @@ def test_flow_with_one_frame_less_is_aligned(flow_like: Path, train: bool) -> No
                 [frame_of(int(t), VIDEO_FRAMES, VIDEO_FRAMES - 1) for t in t_skel],
                 dtype=got.dtype,
             )
-            torch.testing.assert_close(got, want)
+            torch.testing.assert_close(got.float(), want.float())
 
 
 # --- flips ---------------------------------------------------------------------------------

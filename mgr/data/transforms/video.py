@@ -91,6 +91,13 @@ def _resize_to(video: Tensor, size: tuple[int, int]) -> Tensor:
         return out.round_().clamp_(0, 255).to(torch.uint8)
     if not video.is_floating_point():
         raise TypeError(f"video must be uint8 or floating point, got {video.dtype}")
+    if video.dtype in (torch.float16, torch.bfloat16) and video.device.type == "cpu":
+        # No CPU kernel for the antialiased half-precision resize (float16 flow arrays at
+        # their real 1280x720 size hit this): resize in float32, return the input's dtype.
+        out = F.interpolate(
+            video.float(), size=size, mode="bilinear", align_corners=False, antialias=True
+        )
+        return out.to(video.dtype)
     return F.interpolate(video, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 

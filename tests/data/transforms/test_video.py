@@ -79,6 +79,17 @@ def test_resize_matches_torchvision(device, dtype, shape, size, short_side, expe
         torch.testing.assert_close(TF.resize(video.cpu(), size, antialias=True).shape, ref.shape)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_resize_half_precision_on_cpu(dtype) -> None:
+    # Optical flow is stored as float16 (.npy); torch has no CPU kernel for the
+    # antialiased half-precision resize. Reference: torchvision on the float32 values.
+    video = torch.randn(2, 2, 36, 64, generator=torch.Generator().manual_seed(0)).to(dtype)
+    out = resize(video, (9, 16))
+    assert out.shape == (2, 2, 9, 16) and out.dtype == dtype
+    ref = TF.resize(video.float(), [9, 16], antialias=True)
+    torch.testing.assert_close(out.float(), ref, atol=1e-2, rtol=1e-2)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_crop_center_crop_hflip_match_torchvision(device, dtype) -> None:
