@@ -99,7 +99,7 @@ def grey_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def flow_like(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
     """A derived modality of ``VIDEO_FRAMES - 1`` float frames, frame ``j`` filled with ``j``.
 
-    float16 as mgr's flow arrays are stored (``mgr prepare``, SynthMG).
+    float16 too: flow is often stored in half precision (the real-size benchmark does).
     """
     arr = np.broadcast_to(
         np.arange(VIDEO_FRAMES - 1, dtype=request.param)[:, None, None], (VIDEO_FRAMES - 1, VH, VW)
