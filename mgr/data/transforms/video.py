@@ -494,7 +494,7 @@ def finish_video_batch(batch: dict) -> dict:
             ``video_taylor (..., 2)`` int: ``(order, window)`` of a Taylor video.
 
     Returns:
-        The same dict with a float ``video`` of the same shape and without the
+        The same dict with a float32 ``video`` of the same shape and without the
         recipe keys (:data:`VIDEO_RECIPE_KEYS`).
     """
     if "video_flip" not in batch:
@@ -520,6 +520,10 @@ def finish_video_batch(batch: dict) -> dict:
         x = (x.float() / 255.0 - m) / s
     elif not x.is_floating_point():
         raise TypeError(f"video must be uint8 or floating point, got {x.dtype}")
+    elif x.dtype != torch.float32:
+        # float16 flow/depth arrays cross the queue at half the bytes; the model's
+        # weights are float32 (mixed precision is autocast's business, not the data's).
+        x = x.float()
     flip = flip.reshape(-1).bool()
     if bool(flip.any()):
         x = torch.where(flip.view(-1, 1, 1, 1, 1), x.flip(-1), x)

@@ -385,6 +385,11 @@ def test_finish_video_batch_keeps_float_media_and_refuses_a_missing_recipe() -> 
     out = vt.finish_video_batch({"video": flow.clone(), "video_flip": torch.tensor([True, False])})
     torch.testing.assert_close(out["video"][0], flow[0].flip(-1))
     torch.testing.assert_close(out["video"][1], flow[1])
+    # float16 arrays (flow stored in half precision) reach the model as float32.
+    half = flow.half()
+    out = vt.finish_video_batch({"video": half.clone(), "video_flip": torch.tensor([True, False])})
+    assert out["video"].dtype == torch.float32
+    torch.testing.assert_close(out["video"][0], half[0].flip(-1).float(), atol=0, rtol=0)
     raw = torch.zeros(2, 3, 4, 6, 6, dtype=torch.uint8)
     with pytest.raises(KeyError, match="video_mean"):
         vt.finish_video_batch({"video": raw, "video_flip": torch.tensor([False, False])})
