@@ -349,6 +349,49 @@ def test_decode_frames_skips_groups_without_a_wanted_frame(
     assert len(decoded) < 20, len(decoded)
 
 
+@pytest.fixture(scope="module")
+def bframe_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 frames of moving texture, one group of pictures: x264 codes most as B-frames."""
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 256, (64, 160, 3), dtype=np.uint8)
+    frames = np.stack([texture[:, t : t + 96] for t in range(60)])
+    path = tmp_path_factory.mktemp("bframes") / "moving.mp4"
+    write_video(path, frames, fps=30.0, gop=250)
+    return path
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+@pytest.mark.parametrize(
+    "indices", [[1, 2, 3, 30], [5, 21, 22, 40, 58], [0, 59], list(range(1, 60, 2))]
+)
+def test_decode_frames_skips_unwanted_unreferenced_frames(
+    bframe_video: Path, indices: list[int], threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unwanted non-reference B-frames are not decoded; wanted ones (B-frames too) are exact.
+
+    ``threads=0`` is FFmpeg's frame threading, where ``skip_frame`` is set per packet while
+    earlier packets are still being decoded on other threads.
+    """
+    full = read_video(bframe_video)  # the plain sequential decode, every frame
+    with av.open(str(bframe_video)) as container:
+        types = [av.video.frame.PictureType(f.pict_type) for f in container.decode(video=0)]
+    assert types.count(av.video.frame.PictureType.B) > 20, types  # B-frames to skip
+    decoded: list[int] = []
+    original = video_module._decode
+
+    def counting(*args, **kwargs):
+        for frame in original(*args, **kwargs):
+            decoded.append(frame.pts)
+            yield frame
+
+    monkeypatch.setattr(video_module, "_decode", counting)
+    monkeypatch.setattr(video_module, "read_frames", None)  # no fallback allowed
+    out = decode_frames(bframe_video, indices, backend="pyav", threads=threads)
+    np.testing.assert_array_equal(out, full[indices])
+    # Without skipping, every frame up to the last wanted one comes out.
+    assert len(decoded) < max(indices) + 1 - 5, (len(decoded), max(indices))
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_decode_frames_errors_name_the_file(
     videos: dict[str, Path], tmp_path: Path, backend: str
