@@ -31,7 +31,6 @@ from .transforms.posec3d import (
     resize_keypoints,
     short_side_shape,
 )
-from .transforms.video import crop as crop_video
 from .transforms.video import random_resized_crop_box as random_resized_crop_box_video
 from .transforms.video import resize as resize_video
 from .transforms.video import saliency_crop_box
@@ -719,14 +718,17 @@ class ClipDataset(SkeletonClipDataset):
         opt = self.video
         geometry: list = []  # [box, size], from the first frame
 
-        def crop_resize(frame: torch.Tensor) -> torch.Tensor:
-            if not geometry:
-                size = (int(frame.shape[-2]), int(frame.shape[-1]))
-                geometry.extend([self._crop_box(rec, size, rng), size])
-            return resize_video(crop_video(frame[None], *geometry[0]), (opt.size, opt.size))[0]
+        def box(height: int, width: int) -> tuple[int, int, int, int]:
+            # Called once per clip, before any frame is converted: only the box is
+            # converted from YUV and resized.
+            geometry[:] = [self._crop_box(rec, (height, width), rng), (height, width)]
+            return geometry[0]
+
+        def resize(frame: torch.Tensor) -> torch.Tensor:
+            return resize_video(frame[None], (opt.size, opt.size))[0]
 
         video = read_media_frames_each(
-            rec.video, vidx, crop_resize, backend=opt.backend, threads=opt.decode_threads
+            rec.video, vidx, resize, box=box, backend=opt.backend, threads=opt.decode_threads
         )
         return video, geometry[0], geometry[1]
 

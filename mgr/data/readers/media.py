@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from .common import DataFormatError, PathLike, _require_file
-from .video import VideoBackend, decode_frames, decode_frames_each, probe_video
+from .video import Box, VideoBackend, decode_frames, decode_frames_each, probe_video
 
 __all__ = [
     "MEDIA_SUFFIXES",
@@ -127,6 +127,7 @@ def read_media_frames_each(
     indices: Sequence[int] | np.ndarray,
     frame_fn: Callable[[Tensor], Tensor],
     *,
+    box: Callable[[int, int], Box] | None = None,
     backend: VideoBackend = "auto",
     threads: int | None = None,
 ) -> Tensor:
@@ -139,23 +140,34 @@ def read_media_frames_each(
     Args:
         path: video file or ``.npy`` array.
         indices: ``(N,)`` frame indices.
-        frame_fn: maps a ``(C, H, W)`` frame (uint8 RGB for videos, the array's dtype
-            for ``.npy``) to a ``(C', h, w)`` tensor.
+        frame_fn: maps a ``(C, h, w)`` frame (uint8 RGB for videos, the array's dtype
+            for ``.npy``) to a ``(C', h', w')`` tensor.
+        box: maps the media's ``(H, W)`` to the region ``(top, left, height, width)``
+            each frame is cut to before ``frame_fn`` (called once); ``None``: whole frames.
         backend: video decoder.
         threads: FFmpeg decoding threads (``None``: 1 in a DataLoader worker, else auto).
 
     Returns:
-        ``(N, C', h, w)``.
+        ``(N, C', h', w')``.
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
         DataFormatError: as :func:`read_media_frames`.
+        ValueError: if ``box`` gives a region that is empty or not inside the frame.
     """
     path = Path(path)
     if path.suffix.lower() != ".npy":
         idx = np.asarray(indices, dtype=np.int64).tolist()
-        return decode_frames_each(path, idx, frame_fn, backend=backend, threads=threads)
+        return decode_frames_each(path, idx, frame_fn, box=box, backend=backend, threads=threads)
     frames = read_media_frames(path, indices)  # (N, H, W, C)
+    height, width = frames.shape[1:3]
+    top, left, h, w = (0, 0, height, width) if box is None else box(height, width)
+    if h <= 0 or w <= 0 or top < 0 or left < 0 or top + h > height or left + w > width:
+        raise ValueError(
+            f"{path}: crop box (top={top}, left={left}, height={h}, width={w}) is not "
+            f"inside the {height}x{width} (HxW) frame"
+        )
+    frames = frames[:, top : top + h, left : left + w]
     return torch.stack([frame_fn(torch.from_numpy(f).permute(2, 0, 1)) for f in frames])
 
 

@@ -198,6 +198,58 @@ def _decode(
         ) from err
 
 
+#: ``(top, left, height, width)`` of a region of a frame, in pixels.
+Box = tuple[int, int, int, int]
+_SWS_THREADS = [True]  # whether this PyAV's reformat takes ``threads`` (PyAV >= 14)
+
+
+def _to_rgb(frame: av.VideoFrame, threads: int) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB of ``frame``, converted by swscale with ``threads`` threads."""
+    if _SWS_THREADS[0]:
+        try:
+            return frame.to_ndarray(format="rgb24", threads=threads)
+        except TypeError:  # an older PyAV: swscale's own default
+            _SWS_THREADS[0] = False
+    return frame.to_ndarray(format="rgb24")
+
+
+def _to_rgb_box(frame: av.VideoFrame, threads: int, box: Box | None) -> np.ndarray:
+    """``(h, w, 3)`` uint8 RGB of ``frame`` inside ``box``, converting only that region.
+
+    For 4:2:0 frames (what H.264 and HEVC videos almost always hold) the planes are cut to
+    the smallest even-aligned region holding the box (one chroma sample covers 2x2 pixels)
+    and only that is converted: swscale's unscaled YUV->RGB is per pixel, so the result is
+    bit-identical to converting the whole frame and cropping (tested), at the cost of the
+    box's area (the centred square of a 16:9 frame is 56 % of it). Other formats are
+    converted whole and cropped.
+    """
+    full = (0, 0, frame.height, frame.width)
+    if box is None or tuple(box) == full:
+        return _to_rgb(frame, threads)
+    top, left, height, width = box
+    t0, l0 = top - top % 2, left - left % 2
+    h0 = height + top - t0 + (height + top - t0) % 2
+    w0 = width + left - l0 + (width + left - l0) % 2
+    if frame.format.name in ("yuv420p", "yuvj420p") and t0 + h0 <= full[2] and l0 + w0 <= full[3]:
+        try:
+            planes = []
+            for k, plane in enumerate(frame.planes):
+                step = 1 if k == 0 else 2
+                rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+                cut = rows[t0 // step : (t0 + h0) // step, l0 // step : (l0 + w0) // step]
+                planes.append(cut.ravel())
+            region = av.VideoFrame.from_numpy_buffer(
+                np.concatenate(planes).reshape(h0 * 3 // 2, w0), format=frame.format.name
+            )
+            # The conversion matrix and range come from these tags (BT.709, full range).
+            region.colorspace, region.color_range = frame.colorspace, frame.color_range
+            rgb = _to_rgb(region, threads)
+            return rgb[top - t0 : top - t0 + height, left - l0 : left - l0 + width]
+        except (AttributeError, TypeError, ValueError):  # an older PyAV: convert it whole
+            pass
+    return _to_rgb(frame, threads)[top : top + height, left : left + width]
+
+
 def _collect_sequential(
     container: av.container.InputContainer,
     stream: av.VideoStream,
@@ -559,15 +611,17 @@ def _collect_groups(
     wanted: list[int],
     convert: Callable[[np.ndarray], Any],
     threads: int,
+    box: Callable[[int, int], Box] | None = None,
 ) -> dict[int, Any] | None:
     """Decode only the groups of pictures holding ``wanted`` (sorted, unique) frames.
 
     Inside a group, unwanted frames that no other frame refers to are not decoded at all
-    (``skip_frame``; a tenth to a fifth of the decode for x264's B-frames), and only the
-    wanted frames are converted to RGB, with ``threads`` swscale threads (``0``: auto).
+    (``skip_frame``; a tenth to a third of the decode for x264's B-frames), and only the
+    wanted frames are converted to RGB, with ``threads`` swscale threads (``0``: auto),
+    and of them only the region ``box(H, W)`` (the whole frame without ``box``).
 
     Returns:
-        index -> ``convert`` of its ``(H, W, 3)`` RGB frame, or ``None`` when the
+        index -> ``convert`` of its ``(h, w, 3)`` RGB frame (region), or ``None`` when the
         decoder's output does not follow the index (an overshooting seek, unknown
         timestamps), for a fallback.
     """
@@ -589,7 +643,8 @@ def _collect_groups(
                 return None  # not a frame of the index, or the seek landed too late
             pos = i
             if i in targets:
-                out[i] = convert(frame.to_ndarray(format="rgb24", threads=threads))
+                region = None if box is None else box(frame.height, frame.width)
+                out[i] = convert(_to_rgb_box(frame, threads, region))
             if i >= w:
                 break
         if w not in out:
@@ -598,7 +653,11 @@ def _collect_groups(
 
 
 def _decode_pyav(
-    path: Path, wanted: list[int], threads: int, convert: Callable[[np.ndarray], Any]
+    path: Path,
+    wanted: list[int],
+    threads: int,
+    convert: Callable[[np.ndarray], Any],
+    box: Callable[[int, int], Box] | None = None,
 ) -> list[Any] | None:
     with _open(path) as container:
         stream = container.streams.video[0] if container.streams.video else None
@@ -615,7 +674,7 @@ def _decode_pyav(
         if index is None or wanted[-1] >= len(index.pts):
             return None
         try:
-            found = _collect_groups(container, stream, path, index, wanted, convert, threads)
+            found = _collect_groups(container, stream, path, index, wanted, convert, threads, box)
         except (av.error.FFmpegError, VideoDecodeError):
             return None
         return None if found is None else [found[i] for i in wanted]
@@ -745,52 +804,75 @@ def decode_frames_each(
     indices: Sequence[int],
     frame_fn: Callable[[Tensor], Tensor],
     *,
+    box: Callable[[int, int], Box] | None = None,
     backend: VideoBackend = "auto",
     threads: int | None = None,
 ) -> Tensor:
     """:func:`decode_frames` with ``frame_fn`` applied to each frame as soon as it is decoded.
 
-    The same frames, but a full-resolution frame lives only until ``frame_fn`` (a crop
-    and resize, typically) has made its output: the clip is never held, stacked or copied
-    at full resolution. For 32 frames of a 720p clip that is 85 MiB of memory written and
-    read back per clip, which cost the training path up to 2x the decode itself.
+    The same frames, but a full-resolution frame lives only until ``frame_fn`` (a resize,
+    typically) has made its output: the clip is never held, stacked or copied at full
+    resolution. For 32 frames of a 720p clip that is 85 MiB of memory written and read
+    back per clip, which cost the training path up to 2x the decode itself. With ``box``
+    only that region of each frame reaches ``frame_fn``, and the PyAV backend converts only
+    that region from YUV to RGB (bit-identical to cropping the converted frame).
 
     Args:
         path: the video file.
         indices: ``(N,)`` frame indices (any order, repeats allowed).
-        frame_fn: maps a ``(3, H, W)`` uint8 frame (a channels-last view) to a
-            ``(C, h, w)`` tensor; called per distinct index, in increasing order
+        frame_fn: maps a ``(3, h, w)`` uint8 frame (a channels-last view) to a
+            ``(C, h', w')`` tensor; called per distinct index, in increasing order
             (possibly again from the start when an unusual file falls back to
             :func:`read_frames`), so it must not count its calls.
+        box: maps the video's ``(H, W)`` to the region ``(top, left, height, width)``
+            every frame is cut to; called once per call of this function. ``None``: the
+            whole frame.
         backend: as in :func:`decode_frames`.
         threads: as in :func:`decode_frames`.
 
     Returns:
-        ``(N, C, h, w)``: ``frame_fn``'s outputs in the order of ``indices``.
+        ``(N, C, h', w')``: ``frame_fn``'s outputs in the order of ``indices``.
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
         VideoDecodeError: naming the file, for an unreadable file or a bad index.
+        ValueError: if ``box`` gives a region that is empty or not inside the frame.
     """
     path = Path(path)
     _require_file(path)
     order = [int(i) for i in indices]
     if not order:
         raise ValueError(f"{path}: no frame indices given")
+    chosen: list[Box] = []
 
-    def convert(frame: np.ndarray) -> Tensor:
+    def region(height: int, width: int) -> Box:
+        if not chosen:  # once: a random crop must not change from frame to frame
+            top, left, h, w = (0, 0, height, width) if box is None else box(height, width)
+            if h <= 0 or w <= 0 or top < 0 or left < 0 or top + h > height or left + w > width:
+                raise ValueError(
+                    f"{path}: crop box (top={top}, left={left}, height={h}, width={w}) is not "
+                    f"inside the {height}x{width} (HxW) frame"
+                )
+            chosen.append((int(top), int(left), int(h), int(w)))
+        return chosen[0]
+
+    def convert(frame: np.ndarray) -> Tensor:  # (h, w, 3) region, already cut
         return frame_fn(torch.from_numpy(frame).permute(2, 0, 1))
+
+    def cut_convert(frame: np.ndarray) -> Tensor:  # (H, W, 3) whole frame
+        top, left, h, w = region(frame.shape[0], frame.shape[1])
+        return convert(frame[top : top + h, left : left + w])
 
     got: list[Tensor] | None = None
     wanted = sorted(set(order))
     if min(order) >= 0:
         threads = _default_threads() if threads is None else threads
         if resolve_backend(backend) == "torchcodec":
-            got = _decode_torchcodec(path, wanted, threads, convert)
+            got = _decode_torchcodec(path, wanted, threads, cut_convert)
         else:
-            got = _decode_pyav(path, wanted, threads, convert)
+            got = _decode_pyav(path, wanted, threads, convert, region)
     if got is None:  # the careful reader, whose errors name the file and the frame
         frames = read_frames(path, wanted)
-        got = [convert(frame) for frame in frames]
+        got = [cut_convert(frame) for frame in frames]
     pos = {w: i for i, w in enumerate(wanted)}
     return torch.stack([got[pos[i]] for i in order])

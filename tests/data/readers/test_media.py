@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from mgr.data.readers.common import DataFormatError
 from mgr.data.readers.media import (
@@ -15,6 +16,7 @@ from mgr.data.readers.media import (
     index_media,
     media_num_frames,
     read_media_frames,
+    read_media_frames_each,
 )
 from mgr.data.readers.video import read_video, write_video
 
@@ -119,6 +121,32 @@ def test_npy_not_an_array(tmp_path: Path) -> None:
 
 
 # --- video files ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".mp4"])
+def test_read_media_frames_each_cuts_the_box_then_applies_the_function(
+    tmp_path: Path, suffix: str
+) -> None:
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (6, 32, 48, 3), dtype=np.uint8)
+    path = tmp_path / f"clip{suffix}"
+    if suffix == ".npy":
+        np.save(path, frames)
+    else:
+        write_video(path, frames, fps=25.0)
+        frames = read_video(path)  # the lossy codec's frames are the reference
+    sizes: list[tuple[int, int]] = []
+
+    def box(height: int, width: int) -> tuple[int, int, int, int]:
+        sizes.append((height, width))
+        return (3, 7, 20, 25)
+
+    out = read_media_frames_each(path, [4, 1], lambda f: f.flip(-1).clone(), box=box)
+    expected = torch.from_numpy(frames[[4, 1], 3:23, 7:32]).permute(0, 3, 1, 2).flip(-1)
+    torch.testing.assert_close(out, expected, atol=0, rtol=0)
+    assert sizes == [(32, 48)]  # once per call, with the media's own size
+    with pytest.raises(ValueError, match=r"clip\.(npy|mp4): crop box .* not inside"):
+        read_media_frames_each(path, [0], lambda f: f, box=lambda h, w: (0, 0, 33, 48))
 
 
 def test_video_frames_follow_the_index_order(tmp_path: Path) -> None:

@@ -392,6 +392,71 @@ def test_decode_frames_skips_unwanted_unreferenced_frames(
     assert len(decoded) < max(indices) + 1 - 5, (len(decoded), max(indices))
 
 
+def _write_tagged(path: Path, frames: np.ndarray, colorspace: int, color_range: int) -> None:
+    """H.264 with colour tags (BT.709 = 1; full range = 2), which change YUV->RGB."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuvj420p" if color_range == 2 else "yuv420p"
+        stream.codec_context.colorspace = colorspace
+        stream.codec_context.color_range = color_range
+        for rgb in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("tags", [None, (1, 1), (1, 2)], ids=["untagged", "bt709", "bt709-full"])
+@pytest.mark.parametrize(
+    "box",
+    [(0, 16, 64, 64), (3, 5, 31, 47), (1, 0, 63, 96), (0, 95, 64, 1), (0, 0, 64, 96)],
+    ids=["square", "odd", "odd-edges", "last-column", "whole"],
+)
+def test_decode_frames_each_box_equals_cropping_the_converted_frame(
+    bframe_video: Path,
+    tmp_path: Path,
+    box: tuple[int, int, int, int],
+    tags: tuple[int, int] | None,
+    backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only the box is converted from YUV (PyAV), yet pixels equal crop(whole conversion).
+
+    A textured clip: a chroma plane cut one pixel off would change the colours.
+    """
+    _need_backend(backend)
+    path = bframe_video
+    if tags is not None:
+        path = tmp_path / "tagged.mp4"
+        _write_tagged(path, read_video(bframe_video)[:12], *tags)
+    full = torch.from_numpy(read_video(path)).permute(0, 3, 1, 2)  # (T, 3, 64, 96)
+    converted: list[tuple[int, int]] = []
+    original = video_module._to_rgb
+
+    def recording(frame, threads):
+        converted.append((frame.height, frame.width))
+        return original(frame, threads)
+
+    monkeypatch.setattr(video_module, "_to_rgb", recording)
+    indices = [7, 2, 11, 2]
+    top, left, h, w = box
+    out = video_module.decode_frames_each(
+        path, indices, lambda f: f.clone(), box=lambda H, W: box, backend=backend, threads=1
+    )
+    expected = full[indices, :, top : top + h, left : left + w]
+    torch.testing.assert_close(out, expected, atol=0, rtol=0)
+    if backend == "pyav":  # the even-aligned region holding the box, not the frame
+        aligned = (h + top % 2 + (h + top % 2) % 2, w + left % 2 + (w + left % 2) % 2)
+        assert converted == [aligned] * 3, converted
+
+
+def test_decode_frames_each_rejects_a_box_outside_the_frame(bframe_video: Path) -> None:
+    with pytest.raises(ValueError, match=r"moving.mp4: crop box .* not inside the 64x96"):
+        video_module.decode_frames_each(
+            bframe_video, [0], lambda f: f, box=lambda H, W: (0, 40, 64, 64), backend="pyav"
+        )
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_decode_frames_errors_name_the_file(
     videos: dict[str, Path], tmp_path: Path, backend: str
