@@ -438,7 +438,9 @@ class VideoOptions:
         taylor_window: window of the Taylor expansion, in sampled frames.
         backend: video decoder: ``"pyav"`` (bundled FFmpeg), ``"torchcodec"`` (the
             system's FFmpeg libraries) or ``"auto"`` (torchcodec when it loads, else
-            PyAV); all return the same frames.
+            PyAV); all return the same frames. PyAV skips unwanted non-reference frames
+            and converts only the crop box, so it is the faster one on long GOPs (x264's
+            default 250; docs/guides/performance.md), torchcodec on short ones.
         decode_threads: FFmpeg threads per decode; ``None``: 1 in DataLoader workers
             (the workers are the parallelism), FFmpeg's choice in the main process.
     """
