@@ -26,7 +26,14 @@ import torch
 from torch import Tensor
 
 from .common import DataFormatError, PathLike, _require_file
-from .video import Box, VideoBackend, decode_frames, decode_frames_each, probe_video
+from .video import (
+    Box,
+    VideoBackend,
+    check_box,
+    decode_frames,
+    decode_frames_each,
+    probe_video,
+)
 
 __all__ = [
     "MEDIA_SUFFIXES",
@@ -160,14 +167,10 @@ def read_media_frames_each(
         idx = np.asarray(indices, dtype=np.int64).tolist()
         return decode_frames_each(path, idx, frame_fn, box=box, backend=backend, threads=threads)
     frames = read_media_frames(path, indices)  # (N, H, W, C)
-    height, width = frames.shape[1:3]
-    top, left, h, w = (0, 0, height, width) if box is None else box(height, width)
-    if h <= 0 or w <= 0 or top < 0 or left < 0 or top + h > height or left + w > width:
-        raise ValueError(
-            f"{path}: crop box (top={top}, left={left}, height={h}, width={w}) is not "
-            f"inside the {height}x{width} (HxW) frame"
-        )
-    frames = frames[:, top : top + h, left : left + w]
+    if box is not None:
+        height, width = frames.shape[1:3]
+        top, left, h, w = check_box(box(height, width), height, width, path)
+        frames = frames[:, top : top + h, left : left + w]
     return torch.stack([frame_fn(torch.from_numpy(f).permute(2, 0, 1)) for f in frames])
 
 
