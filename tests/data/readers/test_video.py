@@ -328,10 +328,8 @@ def test_decode_frames_each_errors_name_the_file(videos: dict[str, Path]) -> Non
         video_module.decode_frames_each(videos["mp4"], [], lambda f: f)
 
 
-def test_decode_frames_skips_groups_without_a_wanted_frame(
-    videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """GOP 4: frames 1, 13, 26, 38 need groups [0-3], [12-15], [24-27], [36-39] only."""
+def _record_decoded_frames(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pts of every frame the decoder hands out from now on; no fallback allowed."""
     decoded: list[int] = []
     original = video_module._decode
 
@@ -341,7 +339,15 @@ def test_decode_frames_skips_groups_without_a_wanted_frame(
             yield frame
 
     monkeypatch.setattr(video_module, "_decode", counting)
-    monkeypatch.setattr(video_module, "read_frames", None)  # no fallback allowed
+    monkeypatch.setattr(video_module, "read_frames", None)
+    return decoded
+
+
+def test_decode_frames_skips_groups_without_a_wanted_frame(
+    videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GOP 4: frames 1, 13, 26, 38 need groups [0-3], [12-15], [24-27], [36-39] only."""
+    decoded = _record_decoded_frames(monkeypatch)
     out = decode_frames(videos["mp4"], [38, 1, 13, 26], backend="pyav", threads=1)
     np.testing.assert_array_equal(np.round(out[:, 0, 0, 0] / STEP), [38, 1, 13, 26])
     # 2 + 2 + 3 + 3 frames up to each wanted one, plus what frame threading/B-frame
@@ -376,16 +382,7 @@ def test_decode_frames_skips_unwanted_unreferenced_frames(
     with av.open(str(bframe_video)) as container:
         types = [av.video.frame.PictureType(f.pict_type) for f in container.decode(video=0)]
     assert types.count(av.video.frame.PictureType.B) > 20, types  # B-frames to skip
-    decoded: list[int] = []
-    original = video_module._decode
-
-    def counting(*args, **kwargs):
-        for frame in original(*args, **kwargs):
-            decoded.append(frame.pts)
-            yield frame
-
-    monkeypatch.setattr(video_module, "_decode", counting)
-    monkeypatch.setattr(video_module, "read_frames", None)  # no fallback allowed
+    decoded = _record_decoded_frames(monkeypatch)
     out = decode_frames(bframe_video, indices, backend="pyav", threads=threads)
     np.testing.assert_array_equal(out, full[indices])
     # Without skipping, every frame up to the last wanted one comes out.
